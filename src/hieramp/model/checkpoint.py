@@ -1,0 +1,131 @@
+"""Loading the official checkpoint files as they are, with the configuration read from the keys."""
+import hashlib
+import pickle
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .bundle import HierAmpModel, ModelSource
+from .config import VARConfig, VQVAEConfig
+from .var import VAR
+from .vqvae import VQVAE
+
+# Keys an official or HierAmp file may hold that the inference model does not use.
+IGNORED_VAR_KEYS = re.compile(r"^class_head\.(weight|bias)$")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(path, trust_checkpoint=False) -> dict:
+    """The weights of a plain state-dict file, or of a HierAmp fine-tune (trainer -> var_wo_ddp)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}; check the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+    except pickle.UnpicklingError as err:
+        if trust_checkpoint:
+            raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+        raise UserError(f"{path} holds objects beyond plain tensors and was not unpickled (a .pth file "
+                        f"can run code); if you trust its source, pass --trust-checkpoint") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise UserError(f"cannot read checkpoint {path} ({str(err).splitlines()[0]}): is it a complete .pth file?") from None
+    if isinstance(obj, dict) and isinstance(obj.get("trainer"), dict) and "var_wo_ddp" in obj["trainer"]:
+        obj = obj["trainer"]["var_wo_ddp"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path} is not a state dict of tensors nor a HierAmp trainer checkpoint")
+    return obj
+
+
+def _count(sd, pattern):
+    return len({m.group(1) for k in sd if (m := re.match(pattern, k))})
+
+
+def _require(sd, key, path):
+    if key not in sd:
+        raise UserError(f"{path}: missing key {key!r}; is this a VAR checkpoint?")
+    return sd[key]
+
+
+def infer_vae_config(sd, patch_nums, path="VQVAE checkpoint") -> VQVAEConfig:
+    emb = sd.get("quantize.embedding.weight")
+    ch_in = sd.get("encoder.conv_in.weight")
+    if emb is None or ch_in is None:
+        raise UserError(f"{path}: missing key 'quantize.embedding.weight' or 'encoder.conv_in.weight'; is this a VQVAE checkpoint?")
+    ch = ch_in.shape[0]
+    levels = _count(sd, r"^encoder\.down\.(\d+)\.")
+    ch_mult = tuple(sd[f"encoder.down.{i}.block.0.conv2.weight"].shape[0] // ch for i in range(levels))
+    return VQVAEConfig(
+        vocab_size=emb.shape[0], Cvae=emb.shape[1], ch=ch, ch_mult=ch_mult,
+        num_res_blocks=_count(sd, r"^encoder\.down\.0\.block\.(\d+)\."),
+        patch_nums=tuple(patch_nums), share_quant_resi=_count(sd, r"^quantize\.quant_resi\.qresi_ls\.(\d+)\."),
+    )
+
+
+def infer_var_config(sd, path="VAR checkpoint") -> VARConfig:
+    word = _require(sd, "word_embed.weight", path)
+    levels = _require(sd, "lvl_1L", path).flatten()
+    counts = torch.bincount(levels).tolist()
+    patch_nums = tuple(round(c ** 0.5) for c in counts)
+    C = word.shape[0]
+    l2_key = "blocks.0.attn.scale_mul_1H11"
+    return VARConfig(
+        depth=_count(sd, r"^blocks\.(\d+)\."),
+        embed_dim=C,
+        num_heads=sd[l2_key].shape[1] if l2_key in sd else C // 64,
+        num_classes=_require(sd, "class_emb.weight", path).shape[0] - 1,
+        mlp_ratio=_require(sd, "blocks.0.ffn.fc1.weight", path).shape[0] / C,
+        attn_l2_norm=l2_key in sd,
+        shared_aln="shared_ada_lin.1.weight" in sd,
+        cls_token_scales=tuple(sorted(int(m.group(1)) for k in sd if (m := re.match(r"^cls_tokens\.(\d+)$", k)))),
+        vae=VQVAEConfig(vocab_size=_require(sd, "head.weight", path).shape[0], Cvae=word.shape[1], patch_nums=patch_nums),
+    )
+
+
+def load_weights(module, sd, path, ignored=None):
+    """Strict load that names every missing and unexpected key, and every shape mismatch."""
+    sd = {k: v for k, v in sd.items() if not (ignored and ignored.match(k))}
+    own = module.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    wrong = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if wrong:
+        problems.append("wrong shapes " + ", ".join(f"{k} {tuple(sd[k].shape)} (expected {tuple(own[k].shape)})" for k in wrong))
+    if problems:
+        raise UserError(f"{path} does not fit the model it describes: {'; '.join(problems)}")
+    module.load_state_dict(sd, strict=True)
+
+
+def load_model(var_ckpt, vae_ckpt, device="cpu", trust_checkpoint=False) -> HierAmpModel:
+    """VAR (plain or HierAmp fine-tune) and VQVAE from the official file forms."""
+    var_sd = read_state_dict(var_ckpt, trust_checkpoint)
+    vae_sd = read_state_dict(vae_ckpt, trust_checkpoint)
+    var_cfg = infer_var_config(var_sd, var_ckpt)
+    vae_cfg = infer_vae_config(vae_sd, var_cfg.patch_nums, vae_ckpt)
+    if (vae_cfg.vocab_size, vae_cfg.Cvae) != (var_cfg.vae.vocab_size, var_cfg.vae.Cvae):
+        raise UserError(f"{vae_ckpt} (vocabulary {vae_cfg.vocab_size}, width {vae_cfg.Cvae}) does not match "
+                        f"{var_ckpt} (vocabulary {var_cfg.vae.vocab_size}, width {var_cfg.vae.Cvae}): pass the VQVAE it was trained with")
+    var_cfg = replace(var_cfg, vae=vae_cfg)
+    with torch.device("meta"):
+        var, vae = VAR(var_cfg), VQVAE(vae_cfg)
+    var.to_empty(device="cpu")
+    vae.to_empty(device="cpu")
+    load_weights(var, var_sd, var_ckpt, IGNORED_VAR_KEYS)
+    load_weights(vae, vae_sd, vae_ckpt)
+    source = ModelSource(Path(var_ckpt).name, sha256_of(var_ckpt), sha256_of(vae_ckpt),
+                         (str(Path(var_ckpt).resolve()), str(Path(vae_ckpt).resolve())))
+    return HierAmpModel(var, vae, source).eval().to(device)

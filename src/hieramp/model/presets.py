@@ -1,0 +1,64 @@
+"""Named models: the official sizes (from checkpoint files) and small random-init ones."""
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .bundle import HierAmpModel, ModelSource
+from .checkpoint import load_model
+from .config import official_var, tiny_var
+from .var import VAR
+from .vqvae import VQVAE
+
+OFFICIAL_VAE_FILE = "vae_ch160v4096z32.pth"
+OFFICIAL_DEPTHS = (16, 20, 24, 30)
+RANDOM_INIT_SEED = 0
+
+# Architectures that can be built with random weights: name -> VARConfig.
+ARCHITECTURES = {
+    "tiny": tiny_var(),
+    "tiny-plain": tiny_var(cls_token_scales=()),
+    **{f"d{d}": official_var(d, cls_token_scales=tuple(range(10))) for d in OFFICIAL_DEPTHS},
+}
+DEFAULT_PRESET = "tiny"
+
+
+def checkpoint_dir() -> Path:
+    return Path(os.environ.get("HIERAMP_CHECKPOINTS", Path.home() / ".cache" / "hieramp"))
+
+
+def random_model(name: str, device="cpu") -> HierAmpModel:
+    """An architecture with seeded random weights: the same weights on every run and machine."""
+    if name not in ARCHITECTURES:
+        raise UserError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}")
+    cfg = ARCHITECTURES[name]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        var, vae = VAR(cfg), VQVAE(cfg.vae)
+    tag = hashlib.sha256(f"random-init:{name}:{RANDOM_INIT_SEED}:{cfg}".encode()).hexdigest()
+    return HierAmpModel(var, vae, ModelSource(f"{name} (random init)", tag, tag)).eval().to(device)
+
+
+def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkpoint=False, random_init=False) -> HierAmpModel:
+    """What every command's --model means: a preset name, or a VAR checkpoint path with --vae."""
+    model = model or "default"
+    if model == "default":
+        model = DEFAULT_PRESET
+    if Path(model).suffix == ".pth" or Path(model).is_file():
+        if vae is None:
+            raise UserError(f"--model {model} is a VAR checkpoint: pass its VQVAE with --vae {OFFICIAL_VAE_FILE}")
+        return load_model(model, vae, device, trust_checkpoint)
+    if random_init or model.startswith("tiny"):
+        return random_model(model, device)
+    if model in ARCHITECTURES:
+        depth = model[1:]
+        var_file = checkpoint_dir() / f"var_d{depth}.pth"
+        vae_file = Path(vae) if vae else checkpoint_dir() / OFFICIAL_VAE_FILE
+        for f in (var_file, vae_file):
+            if not f.is_file():
+                raise UserError(f"preset {model} needs {f}: put the official file there (or set HIERAMP_CHECKPOINTS), "
+                                f"or pass --random-init to benchmark the architecture without weights")
+        return load_model(var_file, vae_file, device, trust_checkpoint)
+    raise UserError(f"unknown model {model!r}: use a preset ({', '.join(['default', *ARCHITECTURES])}) or a VAR .pth file with --vae")

@@ -1,0 +1,54 @@
+"""PNG output: atomic writes (temporary name, fsync, rename) and image grids."""
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def to_uint8(image_3HW) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    arr = (image_3HW.detach().float().clamp(0, 1) * 255).round().byte()
+    return arr.permute(1, 2, 0).cpu().numpy()
+
+
+def encode_png(image_3HW, size=None) -> bytes:
+    img = Image.fromarray(to_uint8(image_3HW))
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_atomic(path, data: bytes):
+    """The file appears complete or not at all, even if the process is killed mid-write."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def grid(images_B3HW, nrow: int, pad: int = 2):
+    """A (3, H', W') grid of B images, nrow per row, padded with white."""
+    B, C, H, W = images_B3HW.shape
+    rows = (B + nrow - 1) // nrow
+    out = torch.ones(C, rows * (H + pad) + pad, nrow * (W + pad) + pad)
+    for i, img in enumerate(images_B3HW):
+        r, c = divmod(i, nrow)
+        out[:, pad + r * (H + pad):pad + r * (H + pad) + H, pad + c * (W + pad):pad + c * (W + pad) + W] = img
+    return out
+
+
+def write_grid(images_B3HW, nrow, path, min_cell=64):
+    """Grid PNG; tiny images are upscaled (nearest) so a cell is at least `min_cell` pixels."""
+    H = images_B3HW.shape[-1]
+    if H < min_cell:
+        images_B3HW = F.interpolate(images_B3HW.float(), scale_factor=-(-min_cell // H), mode="nearest")
+    write_atomic(path, encode_png(grid(images_B3HW, nrow)))
