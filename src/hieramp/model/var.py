@@ -244,10 +244,10 @@ class VAR(nn.Module):
         cond = self._condition(labels_B)
         tokens = torch.cat((cond.sos, self.word_embed(x_BLCv_wo_first_l) + self.level_pos()[:, cond.sos.shape[1]:]), 1)
         _, is_cls = self.sequence_layout()
-        x = tokens.new_zeros(tokens.shape[0], len(is_cls), tokens.shape[2])
+        x = tokens.new_zeros(tokens.shape[0], len(is_cls), tokens.shape[2])           # (B, Lc, C)
         x[:, ~is_cls] = tokens
-        for s in self.cfg.cls_token_scales:
-            x[:, self._cls_position(s)] = self.cls_tokens[str(s)][0, 0]
+        if self.has_class_tokens:
+            x[:, is_cls] = torch.cat([self.cls_tokens[str(s)][0] for s in self.cfg.cls_token_scales]).to(x.dtype)
         mask = self.training_mask(x.device).to(x.dtype)
 
         def attend(q, k, v, scale):
@@ -256,7 +256,3 @@ class VAR(nn.Module):
         for block, mod in zip(self.blocks, cond.block_mods):
             x = block(x, mod, attend)
         return self.logits(x[:, ~is_cls], cond.head_mod), x[:, is_cls]
-
-    def _cls_position(self, si):
-        _, is_cls = self.sequence_layout()
-        return int(torch.nonzero(is_cls)[list(self.cfg.cls_token_scales).index(si)])
