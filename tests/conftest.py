@@ -1,7 +1,14 @@
+import os
+
 import pytest
 import torch
 
 from hieramp.model.presets import random_model
+
+# Triton kernels run on CPU tensors through its interpreter when there is no GPU; the variable
+# must be set before anything imports triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_collection_modifyitems(config, items):
