@@ -5,7 +5,7 @@ import sys
 
 from .errors import UserError
 
-SUBCOMMANDS = ("generate", "demo")
+SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "compare", "build", "doctor")
 
 
 def build_parser():

@@ -103,6 +103,8 @@ def add_backend_options(p):
     g.add_argument("--backend", default="torch", help="torch (reference), onnxruntime (needs --export) or tensorrt (needs --engine)")
     g.add_argument("--export", help="export directory made by `hieramp export` (onnxruntime backend)")
     g.add_argument("--engine", help="engine directory made by `hieramp build` (tensorrt backend)")
+    g.add_argument("--rebuild", action="store_true",
+                   help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
 
 
 def generator_from_args(args, model):
@@ -114,7 +116,7 @@ def generator_from_args(args, model):
     elif args.backend == "tensorrt":
         if not args.engine:
             raise UserError("--backend tensorrt runs engines: pass --engine DIR (made by `hieramp build`)")
-        options["engine_dir"] = args.engine
+        options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
     return Generator(model, backend=args.backend, device=args.device, **options)
 
 

@@ -1,0 +1,62 @@
+"""`hieramp bench`: seconds per image, images per second and peak memory per backend, batch size
+and variant (base VAR, + class tokens, + amplification), with torch as the reference column."""
+from pathlib import Path
+
+from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
+from ..bench.variants import VARIANTS
+from ..errors import UserError
+from ..runtime.images import write_atomic
+from .common import add_model_options, int_list, output_dir, positive_int
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("bench", help="latency, throughput and memory per backend, batch size and variant",
+                              description=__doc__)
+    add_model_options(p)
+    p.add_argument("--random-init", action="store_true",
+                   help="benchmark an architecture preset (d16, d20, d24, d30) with random weights, no checkpoint needed")
+    p.add_argument("--backends", default="torch",
+                   help="comma-separated: torch (always included, the reference), onnxruntime, tensorrt; "
+                        "one that cannot run here is reported as unavailable")
+    p.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes, e.g. 1,8,64")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds per batch size before the measured ones")
+    p.add_argument("--iters", type=int, default=5, help="measured rounds per batch size (medians and spread over them)")
+    p.add_argument("--threads", type=positive_int,
+                   help="intra-op threads of torch and ONNX Runtime in every backend (default: their own choice, the core count)")
+    p.add_argument("--export-dir", help="keep ONNX exports here and reuse them in later runs (default: a temporary directory)")
+    p.add_argument("--json", help="write the results as JSON to this file")
+    p.add_argument("--markdown", help="also write the printed Markdown tables to this file")
+    p.add_argument("--plot", default="bench.png", help="PNG plot of throughput, stage breakdown and memory (default bench.png)")
+    p.set_defaults(run=run)
+
+
+def _names(text: str, flag: str):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"{flag} is empty: give a comma-separated list")
+    return tuple(names)
+
+
+def run(args):
+    settings = BenchSettings(
+        spec=ModelSpec(args.model, args.vae, args.random_init, args.trust_checkpoint),
+        backends=_names(args.backends, "--backends"),
+        batch_sizes=tuple(int_list(args.batch_sizes)),
+        variants=_names(args.variants, "--variants"),
+        warmup=args.warmup, iters=args.iters, device=args.device, export_dir=args.export_dir,
+        threads=args.threads,
+    )
+    outputs = [Path(f) for f in (args.json, args.markdown, args.plot) if f]
+    for path in outputs:                     # refuse unwritable paths before the long run, not after it
+        output_dir(path.parent)
+    report = run_bench(settings)
+    table = markdown(report)
+    print(table)
+    if args.json:
+        write_atomic(args.json, to_json_text(report).encode())
+    if args.markdown:
+        write_atomic(args.markdown, table.encode())
+    write_atomic(args.plot, plot_png(report))
+    print(f"wrote {', '.join(str(p) for p in outputs)}")

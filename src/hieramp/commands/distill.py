@@ -1,0 +1,56 @@
+"""`hieramp distill`: a distilled dataset in ImageFolder layout, IPC images for each class.
+
+Rerun the same command to resume after a crash or kill: finished images are kept, the rest are
+made. Images depend only on (seed, class, index), the model and the sampling and amplification
+settings, so any batch size, shard count or resume point gives the same files.
+"""
+import os
+
+from ..classes import parse_class_spec
+from ..distill import DistillSettings, default_workers, distill, resolve_shard
+from ..runtime.loop import SamplingParams
+from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
+    generator_from_args, load_model_from_args, output_dir, positive_int
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("distill", help="generate a distilled dataset (resumable, sharded)", description=__doc__)
+    add_model_options(p)
+    add_backend_options(p)
+    g = p.add_argument_group("dataset")
+    g.add_argument("--classes", required=True,
+                   help="classes: 0-99,207, a file of indices or wnids, or imagenette, imagewoof, imagenet-100")
+    g.add_argument("--ipc", type=positive_int, required=True, help="images per class")
+    g.add_argument("--out", required=True, help="output directory; rerun the same command on it to resume")
+    g.add_argument("--save-size", type=positive_int, default=224, help="side of the saved PNGs in pixels (Lanczos resize)")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="images per batch, classes mixed (does not change the images)")
+    g.add_argument("--shard", help="make only shard i of n, written i/n (default: torchrun's RANK/WORLD_SIZE, else all)")
+    g.add_argument("--no-overlap", action="store_true",
+                   help="encode and write PNGs between batches instead of on a writer thread (for benchmarks)")
+    g.add_argument("--write-workers", type=positive_int, default=default_workers(),
+                   help="threads that encode and write PNGs (default: half the CPU cores, at most 8)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
+    add_sampling_options(p)
+    add_amp_options(p)
+    p.set_defaults(run=run)
+
+
+def device_for_rank(device: str, environ=os.environ) -> str:
+    """Under torchrun each process takes the GPU of its LOCAL_RANK when asked for plain `cuda`."""
+    if device == "cuda" and "LOCAL_RANK" in environ:
+        return f"cuda:{int(environ['LOCAL_RANK'])}"
+    return device
+
+
+def run(args):
+    shard = resolve_shard(args.shard)
+    args.device = device_for_rank(args.device)
+    model = load_model_from_args(args)
+    classes = parse_class_spec(args.classes, model.cfg.num_classes)
+    settings = DistillSettings(seed=args.seed, sampling=SamplingParams(args.cfg, args.top_k, args.top_p),
+                               amp=amp_from_args(args, model.cfg), save_size=args.save_size)
+    generator = generator_from_args(args, model)
+    out = output_dir(args.out)
+    summary = distill(generator, classes, args.ipc, out, settings, shard, args.batch_size,
+                      overlap=not args.no_overlap, write_workers=args.write_workers, progress=not args.no_progress)
+    print(summary)

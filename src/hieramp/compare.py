@@ -1,0 +1,167 @@
+"""Compare a backend with the PyTorch reference: the result objects behind `hieramp compare`.
+
+Three runs on the same labels and seed:
+1. the reference, sampling freely; its tokens become the forced path;
+2. the backend on that forced path, so both see the same token history at every scale: the
+   largest logit errors per scale, and the amplified top-k sets of every op node;
+3. the backend sampling freely: token agreement and the PSNR of the final images.
+
+The amplified sets: the reference's come from its own op inputs through the reference's
+`class_row_mask` and `topk_indicator`. A backend takes part by offering `record_amp_sets()`,
+after which `amp_indicators` holds, per step, the sets its graph computed (the onnxruntime
+backend does); otherwise the sets are not compared.
+"""
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from .model.amp_config import AmpConfig
+from .model.amp_op import class_row_mask, topk_indicator
+from .runtime.generator import Generator
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    max_logit_error: float = 1e-4        # absolute, per scale, on the forced path
+    min_token_agreement: float = 1.0     # share of equal tokens in free sampling
+    min_psnr_db: float = 40.0            # every final image
+    min_amp_set_agreement: float = 1.0   # share of identical amplified sets (rows x op nodes)
+
+    @classmethod
+    def for_dtype(cls, dtype: str) -> "Tolerances":
+        """fp32: exact parity. fp16 gates the forced path only (logits and amplified sets, loose
+        values not yet calibrated on real checkpoints): in free sampling one token flipped by
+        rounding changes the rest of the image, so tokens and PSNR are reported, not gated."""
+        return cls() if dtype == "fp32" else cls(5e-2, 0.0, 0.0, 0.9)
+
+
+@dataclass
+class ScaleReport:
+    scale: int
+    tokens: int                            # n, per image
+    max_abs_error: float                   # logits, forced path
+    max_rel_error: float                   # max_abs_error / the largest |reference logit|
+    token_agreement: float                 # free sampling
+    amp_set_agreement: Optional[float]     # None where nothing was amplified or compared
+
+
+@dataclass
+class Comparison:
+    backend: str
+    labels: list
+    seed: int
+    scales: list
+    psnr_db: list                          # per image; inf for identical images
+    token_agreement: float
+    tolerances: Tolerances
+    failures: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        """JSON-ready; an infinite PSNR (identical images) becomes null."""
+        out = asdict(self)
+        out["psnr_db"] = [None if math.isinf(p) else p for p in self.psnr_db]
+        out["passed"] = self.passed
+        return out
+
+    def table(self) -> str:
+        lines = [f"{'scale':>5} {'n':>4} {'max |dlogit|':>13} {'rel':>9} {'tokens':>7} {'amp sets':>8}"]
+        for s in self.scales:
+            sets = "-" if s.amp_set_agreement is None else f"{s.amp_set_agreement:.1%}"
+            lines.append(f"{s.scale:>5} {s.tokens:>4} {s.max_abs_error:>13.3e} {s.max_rel_error:>9.2e} "
+                         f"{s.token_agreement:>7.1%} {sets:>8}")
+        worst = min(self.psnr_db)
+        lines.append(f"tokens {self.token_agreement:.2%} equal; image PSNR min {worst:.1f} dB over {len(self.psnr_db)} images")
+        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+        return "\n".join(lines)
+
+
+class _IndicatorRecorder:
+    """Wraps the torch backend's op: records the reference's amplified set of every call."""
+
+    def __init__(self, op):
+        self.op, self.calls = op, []
+
+    def __call__(self, q, k, v, beta, rho, scale, mode):
+        Lq = q.shape[-2]
+        n, P = Lq - 1, k.shape[-2] - Lq
+        logits = scale * (q.float() @ k.float().transpose(-1, -2)) + class_row_mask(P, Lq, q.device)  # (2B, H, Lq, P + Lq)
+        saliency = torch.softmax(logits[:, :, Lq - 1, P:P + n], dim=-1).mean(dim=1)                    # (2B, n)
+        self.calls.append(topk_indicator(saliency, rho).cpu())
+        return self.op(q, k, v, beta, rho, scale, mode)
+
+
+def psnr(a, b) -> float:
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, cfg=4.0, top_k=900, top_p=0.95,
+            amp: Optional[AmpConfig] = AmpConfig(), tolerances=Tolerances(), device="cpu", progress=True) -> Comparison:
+    """Run the reference (torch on `device`) and `candidate` on the same inputs and compare them."""
+    model = candidate.model
+    reference = Generator(model, backend="torch", device=device)
+    if hasattr(candidate.backend, "record_amp_sets"):
+        candidate.backend.record_amp_sets()
+    recorder = _IndicatorRecorder(reference.backend.amp_op)
+    reference.backend.amp_op = recorder
+    sampling = dict(seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, amp=amp)
+    with tqdm(total=3, desc="compare", unit="run", disable=not progress) as bar:
+        ref = reference.run(labels, return_logits=True, **sampling)
+        bar.update()
+        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **sampling)
+        candidate_sets = getattr(candidate.backend, "amp_indicators", None)
+        bar.update()
+        free = candidate.run(labels, **sampling)
+        bar.update()
+
+    plan = amp.resolve(model.cfg) if amp is not None else None
+    set_agreement = _set_agreement(plan, recorder.calls, candidate_sets, model.cfg.num_scales)
+    scales = []
+    for si, (r, f, rt, ft) in enumerate(zip(ref.logits, forced.logits, ref.tokens, free.tokens)):
+        err = float((f - r).abs().max())
+        scales.append(ScaleReport(si, r.shape[1], err, err / max(float(r.abs().max()), 1e-30),
+                                  float((rt == ft).float().mean()), set_agreement.get(si)))
+    result = Comparison(
+        backend=candidate.backend.name, labels=[int(c) for c in labels], seed=seed, scales=scales,
+        psnr_db=[psnr(a, b) for a, b in zip(ref.images, free.images)],
+        token_agreement=float(torch.cat([(a == b).flatten() for a, b in zip(ref.tokens, free.tokens)]).float().mean()),
+        tolerances=tolerances)
+    result.failures = _failures(result)
+    return result
+
+
+def _set_agreement(plan, reference_calls, candidate_sets, num_scales) -> dict:
+    """Per amplified scale: the share of (row, op node) sets that are identical."""
+    if plan is None or not candidate_sets:
+        return {}
+    agreement = {}
+    calls = iter(reference_calls)
+    for si in range(num_scales):
+        if not plan.active(si):
+            continue
+        same = [(next(calls) == candidate_sets[si][layer]).all(dim=-1) for layer in plan.layers]   # (2B,) each
+        agreement[si] = float(torch.cat(same).float().mean())
+    return agreement
+
+
+def _failures(result: Comparison) -> list:
+    tol = result.tolerances
+    failures = []
+    for s in result.scales:
+        if not s.max_abs_error <= tol.max_logit_error:
+            failures.append(f"scale {s.scale}: logit error {s.max_abs_error:.3e} > {tol.max_logit_error:g}")
+        if s.amp_set_agreement is not None and s.amp_set_agreement < tol.min_amp_set_agreement:
+            failures.append(f"scale {s.scale}: amplified sets agree {s.amp_set_agreement:.1%} < {tol.min_amp_set_agreement:.1%}")
+    if result.token_agreement < tol.min_token_agreement:
+        failures.append(f"tokens agree {result.token_agreement:.2%} < {tol.min_token_agreement:.2%}")
+    worst = min(result.psnr_db)
+    if worst < tol.min_psnr_db:
+        failures.append(f"image PSNR {worst:.1f} dB < {tol.min_psnr_db:g} dB")
+    return failures

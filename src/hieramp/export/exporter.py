@@ -1,0 +1,188 @@
+"""`export_model`: a HierAmpModel -> an export directory of ONNX graphs and manifest.json.
+
+Graphs (DESIGN.md, data flow): condition, step (one graph for every scale), sample, update_{s}
+per scale, decode. The directory is built under a temporary name and renamed into place at the
+end, so a failed export leaves nothing half-written.
+"""
+import copy
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from tqdm import tqdm
+
+from ..commands.common import default_amp_layers
+from ..errors import UserError
+from ..model.amp_config import AmpConfig
+from ..model.checkpoint import sha256_of
+from . import onnx_files
+from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
+from .graphs import ConditionGraph, DecodeGraph, StepGraph, UpdateGraph
+from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, ExportManifest, model_entry
+from .resize_patch import resize_as_matrices
+from .sample_graph import sample_model
+
+OPSETS = range(17, 21)            # LayerNormalization needs 17; 20 is the TorchScript exporter's newest
+DEFAULT_OPSET = 18
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+OP_FORMS = ("function", "plugin")
+TRACE_BATCH = 2                   # not 1, so that no batch axis is traced as a broadcastable 1
+
+
+def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch):
+    if op_form not in OP_FORMS:
+        raise UserError(f"unknown op form {op_form!r}: use function (runs anywhere) or plugin (TensorRT plugin)")
+    if opset not in OPSETS:
+        raise UserError(f"opset {opset} is not supported: use {OPSETS.start}-{OPSETS.stop - 1} "
+                        f"(LayerNormalization needs 17)")
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}: use fp32 or fp16")
+    if max_batch < 1:
+        raise UserError(f"--max-batch must be at least 1, got {max_batch}")
+    if cfg.cls_token_scales and tuple(cfg.cls_token_scales) != tuple(range(cfg.num_scales)):
+        raise UserError(f"this model has class tokens at scales {list(cfg.cls_token_scales)} only; the step graph "
+                        f"serves every scale from one class-token table, so export needs class tokens at every "
+                        f"scale (0-{cfg.num_scales - 1}) or at none")
+    if amp_layers:
+        AmpConfig(mode=amp_mode, layers=tuple(amp_layers)).resolve(cfg)   # names the problem if any
+
+
+def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="function", opset=DEFAULT_OPSET,
+                 dtype="fp32", max_batch=8, progress=True) -> ExportManifest:
+    """Export `model` into the directory `out` (replacing an earlier export there).
+
+    amp_layers: blocks carrying the TopKBiasAttention node; None means the paper's block 14 of
+    16 (scaled to the depth) for models with class tokens and none for plain VAR; () exports a
+    class-token model without amplification.
+    """
+    cfg = model.cfg
+    if amp_layers is None:
+        amp_layers = default_amp_layers(cfg.depth) if cfg.cls_token_scales else ()
+    amp_layers = tuple(sorted(set(amp_layers)))
+    check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch)
+    out = Path(out)
+    _check_target(out)
+    # A copy, so that casting to fp16 never touches the caller's model.
+    dt = DTYPES[dtype]
+    export = model if dt == torch.float32 and next(model.parameters()).device.type == "cpu" else \
+        copy.deepcopy(model).to("cpu", dt)
+    export.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        graphs = _export_graphs(export, staging, amp_layers, amp_mode, op_form, opset, dt, progress)
+        files = {p.name: sha256_of(p) for p in sorted(staging.iterdir())}
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": model_entry(model),
+            "patch_nums": list(cfg.patch_nums),
+            "amp": {"layers": list(amp_layers), "mode": amp_mode if amp_layers else None,
+                    "op_form": op_form if amp_layers else None, "op": f"{DOMAIN}::{OP_NAME}", "op_version": OP_VERSION},
+            "opset": opset, "dtype": dtype, "max_batch": max_batch,
+            "tools": {name: importlib.metadata.version(name) for name in ("hieramp", "torch", "onnx")},
+            "graphs": graphs, "files": files,
+        }
+        ExportManifest.write(staging, manifest)
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportManifest.read(out)
+
+
+def _check_target(out: Path):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+        raise UserError(f"{out} exists and is not an export directory: choose a new --out or remove it")
+
+
+def _replace(staging: Path, out: Path):
+    """Move the finished export into place; an earlier export there goes only after that."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _export_graphs(model, staging, amp_layers, amp_mode, op_form, opset, dtype, progress) -> dict:
+    cfg = model.cfg
+    S = cfg.num_scales
+    names = ["condition", "step", "sample", *(f"update_{s}" for s in range(S)), "decode"]
+    bar = tqdm(names, desc="export", unit="graph", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        path = staging / f"{name}.onnx"
+        if name == "sample":
+            onnx_files.save(sample_model(cfg.vae.vocab_size, opset), path)
+        else:
+            module, spec, args = _graph(model, name, amp_layers, amp_mode, dtype)
+            traced = _trace(module, spec, args, opset, staging.parent)
+            if name == "step" and amp_layers:
+                _finish_amp_nodes(traced, amp_layers, amp_mode, op_form, opset)
+            onnx_files.apply_spec(traced, spec)
+            onnx_files.save(traced, path)
+        onnx_files.check(path)
+    return {"condition": "condition.onnx", "step": "step.onnx", "sample": "sample.onnx",
+            "update": [f"update_{s}.onnx" for s in range(S)], "decode": "decode.onnx"}
+
+
+def _graph(model, name, amp_layers, amp_mode, dtype):
+    """The module, its spec and example inputs for one graph."""
+    var, cfg = model.var, model.cfg
+    B = TRACE_BATCH
+    gen = torch.Generator().manual_seed(0)
+    if name == "condition":
+        return ConditionGraph(var), ConditionGraph.spec(cfg, dtype), (torch.arange(B),)
+    if name == "decode":
+        return DecodeGraph(model.vae), DecodeGraph.spec(cfg, dtype), (_fhat(cfg, B, dtype, gen),)
+    if name == "step":
+        si = cfg.num_scales // 2          # n > 1 and P > 0, so neither is traced as a special case
+        n, P = cfg.patch_nums[si] ** 2, cfg.scale_offsets[si]
+        with torch.no_grad():
+            cond = var.condition(torch.arange(B))
+        caches = [torch.randn(2 * B, cfg.num_heads, cfg.seq_len + 1, cfg.head_dim, generator=gen).to(dtype)
+                  for _ in range(2 * cfg.depth)]   # distinct tensors: the tracer tells inputs apart by identity
+        scalars = [torch.tensor(si), torch.tensor(P), torch.tensor(5.0), torch.tensor(0.5), torch.tensor(1.0)]
+        args = (torch.randn(2 * B, n, cfg.embed_dim, generator=gen).to(dtype), torch.stack(cond.block_mods, 1),
+                cond.head_mod, *scalars, *caches)
+        return StepGraph(var, amp_layers, amp_mode), StepGraph.spec(cfg, dtype), args
+    si = int(name.split("_")[1])
+    ids = torch.randint(cfg.vae.vocab_size, (B, cfg.patch_nums[si] ** 2), generator=gen)
+    return UpdateGraph(model, si), UpdateGraph.spec(cfg, dtype, si), (ids, _fhat(cfg, B, dtype, gen))
+
+
+def _fhat(cfg, B, dtype, gen):
+    side = cfg.patch_nums[-1]
+    return torch.randn(B, cfg.vae.Cvae, side, side, generator=gen).to(dtype)
+
+
+def _trace(module, spec, args, opset, scratch_parent: Path) -> onnx.ModelProto:
+    """TorchScript export (its custom symbolics give the op node directly), loaded back with any
+    external data it wrote; the scratch file goes right after."""
+    with tempfile.TemporaryDirectory(dir=scratch_parent) as scratch:
+        path = Path(scratch) / "graph.onnx"
+        with warnings.catch_warnings(), torch.no_grad(), resize_as_matrices():
+            warnings.simplefilter("ignore")   # the exporter's deprecation notice and tracer chatter
+            torch.onnx.export(
+                module, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
+                input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+                dynamic_axes=spec.dynamic_axes(), custom_opsets={DOMAIN: OP_VERSION} if spec.name == "step" else None)
+        return onnx.load(str(path))
+
+
+def _finish_amp_nodes(model: onnx.ModelProto, amp_layers, amp_mode, op_form, opset):
+    """Name the op nodes after their blocks (amp.<layer>) and attach the function body."""
+    nodes = [n for n in model.graph.node if n.domain == DOMAIN and n.op_type == OP_NAME]
+    if len(nodes) != len(amp_layers):
+        raise RuntimeError(f"expected {len(amp_layers)} {OP_NAME} nodes, the trace has {len(nodes)}")
+    for node, layer in zip(nodes, amp_layers):
+        node.name = f"amp.{layer}"
+    if op_form == "function":
+        model.functions.append(function_proto(amp_mode, opset))

@@ -1,0 +1,167 @@
+"""The torch modules that become the exported graphs, each with its declarative I/O spec.
+
+Letters as in model/var.py; `batch2` is the guidance-doubled batch 2B. Dimensions given as
+names are dynamic in the graph, numbers are static.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model.sampling import guide
+from ..model.var import cached_attention
+from .amp_node import amp_attention
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dims: tuple          # ints (static) or axis names (dynamic)
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str
+    inputs: tuple
+    outputs: tuple
+
+    def dynamic_axes(self) -> dict:
+        return {t.name: {i: d for i, d in enumerate(t.dims) if isinstance(d, str)} for t in self.inputs + self.outputs}
+
+
+def restricted_attention(q, k, v, scale):
+    """`model.amp_op.scale_restricted_attention` in traceable form: the class-row mask comes from
+    index comparisons (dynamic shapes), not from an in-place write into a zero mask."""
+    Lq, Lk = q.shape[2], k.shape[2]
+    class_row = torch.arange(Lq, device=q.device) == Lq - 1
+    cached_key = torch.arange(Lk, device=q.device) < Lk - Lq
+    hidden = class_row[:, None] & cached_key[None, :]                                 # (Lq, Lk)
+    mask = torch.zeros((), dtype=q.dtype, device=q.device).masked_fill(hidden, float("-inf"))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def cache_names(depth: int, prefix: str) -> list:
+    """Per block K then V: `{prefix}_k.0, {prefix}_v.0, {prefix}_k.1, ...`."""
+    return [f"{prefix}_{kv}.{i}" for i in range(depth) for kv in "kv"]
+
+
+class ConditionGraph(nn.Module):
+    """labels (B,) -> everything that depends only on the labels (`VAR.condition`)."""
+
+    def __init__(self, var):
+        super().__init__()
+        self.var = var
+
+    def forward(self, labels):
+        cond = self.var.condition(labels)
+        return torch.stack(cond.block_mods, 1), cond.head_mod, cond.sos    # (2B, depth, 6, C), (2B, 2, C), (2B, 1, C)
+
+    @staticmethod
+    def spec(cfg, dtype) -> GraphSpec:
+        C, first_l = cfg.embed_dim, cfg.patch_nums[0] ** 2
+        return GraphSpec("condition", (TensorSpec("labels", ("batch",), torch.int64),), (
+            TensorSpec("block_mods", ("batch2", cfg.depth, 6, C), dtype),
+            TensorSpec("head_mod", ("batch2", 2, C), dtype),
+            TensorSpec("sos", ("batch2", first_l, C), dtype)))
+
+
+class StepGraph(nn.Module):
+    """One scale through every block, for any scale: the scale index picks the class token from
+    a table, past_len P slices the static caches, and the scale's keys and values are returned
+    for the caller to write at offset P. Output logits are guided: (B, n, V)."""
+
+    def __init__(self, var, amp_layers: tuple, amp_mode: Optional[str]):
+        super().__init__()
+        self.var = var
+        self.amp_layers, self.amp_mode = tuple(amp_layers), amp_mode
+        cfg = var.cfg
+        if var.has_class_tokens:
+            self.register_buffer("cls_table", torch.cat([var.cls_tokens[str(s)][0] for s in range(cfg.num_scales)]))  # (S, C)
+        else:
+            self.cls_table = None
+
+    def forward(self, tokens, block_mods, head_mod, scale, past_len, beta, rho, cfg_t, *caches):
+        n = tokens.shape[1]
+        x = tokens                                                                    # (2B, n, C)
+        if self.cls_table is not None:
+            cls = self.cls_table[scale].to(x.dtype).expand(x.shape[0], 1, -1)         # (2B, 1, C)
+            x = torch.cat((x, cls), 1)                                                # (2B, n + 1, C)
+        new_kv = []
+        for layer, block in enumerate(self.var.blocks):
+            attend = self._attend(layer, caches[2 * layer], caches[2 * layer + 1], past_len, n, beta, rho, new_kv)
+            x = block(x, block_mods[:, layer], attend)
+        return (guide(self.var.logits(x[:, :n], head_mod), cfg_t), *new_kv)
+
+    def _attend(self, layer, cache_k, cache_v, past_len, n, beta, rho, new_kv):
+        if layer in self.amp_layers:
+            attention = amp_attention(beta, rho, self.amp_mode)
+        elif self.cls_table is not None:
+            attention = restricted_attention
+        else:
+            attention = cached_attention
+
+        def attend(q, k, v, scale):
+            new_kv.extend((k[:, :, :n], v[:, :, :n]))                                 # spatial keys only
+            k = torch.cat((cache_k[:, :, :past_len], k), 2)                          # (2B, H, P + Lq, D)
+            v = torch.cat((cache_v[:, :, :past_len], v), 2)
+            return attention(q, k, v, scale).to(q.dtype)
+        return attend
+
+    @staticmethod
+    def spec(cfg, dtype) -> GraphSpec:
+        C, H, D, depth = cfg.embed_dim, cfg.num_heads, cfg.head_dim, cfg.depth
+        scalar = [TensorSpec(name, (), torch.int64) for name in ("scale", "past_len")]
+        scalar += [TensorSpec(name, (), torch.float32) for name in ("beta", "rho", "cfg_t")]
+        caches = [TensorSpec(name, ("batch2", H, cfg.seq_len + 1, D), dtype) for name in cache_names(depth, "cache")]
+        new = [TensorSpec(name, ("batch2", H, "n", D), dtype) for name in cache_names(depth, "new")]
+        return GraphSpec("step", (
+            TensorSpec("tokens", ("batch2", "n", C), dtype),
+            TensorSpec("block_mods", ("batch2", depth, 6, C), dtype),
+            TensorSpec("head_mod", ("batch2", 2, C), dtype), *scalar, *caches),
+            (TensorSpec("logits", ("batch", "n", cfg.vae.vocab_size), torch.float32), *new))
+
+
+class UpdateGraph(nn.Module):
+    """Scale si's VQ update (`VQVAE.vq_update`), then the next scale's embedded, guidance-doubled
+    input (`VAR.embed_scale`). Trace it under `resize_as_matrices()`."""
+
+    def __init__(self, model, si: int):
+        super().__init__()
+        self.var, self.vae, self.si = model.var, model.vae, si
+        self.last = si == model.cfg.num_scales - 1
+
+    def forward(self, ids, f_hat):
+        f_hat, feats = self.vae.vq_update(self.si, ids, f_hat)                         # (B, Cv, P, P), (B, n', Cv)
+        if self.last:
+            return f_hat
+        return f_hat, self.var.embed_scale(self.si + 1, feats)                       # (2B, n', C)
+
+    @staticmethod
+    def spec(cfg, dtype, si) -> GraphSpec:
+        side, Cv = cfg.patch_nums[-1], cfg.vae.Cvae
+        f_hat = ("batch", Cv, side, side)
+        outputs = (TensorSpec("f_hat_out", f_hat, dtype),)
+        if si != cfg.num_scales - 1:
+            outputs += (TensorSpec("tokens", ("batch2", cfg.patch_nums[si + 1] ** 2, cfg.embed_dim), dtype),)
+        return GraphSpec(f"update_{si}", (TensorSpec("ids", ("batch", cfg.patch_nums[si] ** 2), torch.int64),
+                                          TensorSpec("f_hat", f_hat, dtype)), outputs)
+
+
+class DecodeGraph(nn.Module):
+    """f_hat -> images in [0, 1], as the torch backend decodes."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, f_hat):
+        return (self.vae.fhat_to_img(f_hat).float() + 1) / 2                         # (B, 3, H, W)
+
+    @staticmethod
+    def spec(cfg, dtype) -> GraphSpec:
+        side, size = cfg.patch_nums[-1], cfg.vae.image_size
+        return GraphSpec("decode", (TensorSpec("f_hat", ("batch", cfg.vae.Cvae, side, side), dtype),),
+                         (TensorSpec("images", ("batch", 3, size, size), torch.float32),))

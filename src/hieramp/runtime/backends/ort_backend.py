@@ -1,0 +1,218 @@
+"""The ONNX Runtime backend: runs the graphs of an export directory (`hieramp export`).
+
+CPU execution provider; with onnxruntime-gpu and a CUDA device, the CUDA provider with I/O
+binding on torch CUDA tensors, so caches, logits and features never leave the device. The CUDA
+path cannot be tested on a CPU-only machine and is kept to `_Graph._run_bound`.
+"""
+import numpy as np
+import onnx
+import onnx.inliner
+import onnxruntime as ort
+import torch
+
+from ...errors import UserError
+from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.manifest import ExportManifest
+from ...export.sample_graph import candidates
+from ...model.kv_cache import KVCache
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(int64)": torch.int64}
+NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
+INDICATOR = "topk_indicator"   # name of the indicator inside the op's function body
+
+
+class _Graph:
+    """One InferenceSession; feeds and results are torch tensors on the backend's device."""
+
+    def __init__(self, model, path, options, device: torch.device):
+        self.device = device
+        providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
+        provider_options = [{"device_id": device.index or 0}] if device.type == "cuda" else None
+        try:
+            self.session = ort.InferenceSession(model, options, providers=providers, provider_options=provider_options)
+        except Exception as err:  # onnxruntime raises its own types for bad protobufs and graphs
+            raise UserError(f"cannot load {path} ({str(err).splitlines()[0]}): re-run `hieramp export`") from None
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.outputs = self.session.get_outputs()
+
+    def __call__(self, **feeds):
+        feeds = {name: value for name, value in feeds.items() if name in self.inputs}
+        if self.device.type != "cuda":
+            arrays = {name: np.ascontiguousarray(v.numpy()) if isinstance(v, torch.Tensor) else v for name, v in feeds.items()}
+            return [torch.from_numpy(r) for r in self.session.run([o.name for o in self.outputs], arrays)]
+        return self._run_bound(feeds)
+
+    def _run_bound(self, feeds):
+        """I/O binding on torch CUDA tensors; numpy scalars stay on the host."""
+        binding = self.session.io_binding()
+        dims = {}
+        for info in self.session.get_inputs():
+            value = feeds[info.name]
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(info.name, value)
+                continue
+            value = feeds[info.name] = value.contiguous()
+            dims.update({d: size for d, size in zip(info.shape, value.shape) if isinstance(d, str)})
+            binding.bind_input(info.name, "cuda", self.device.index or 0, NUMPY_TYPES[value.dtype], tuple(value.shape), value.data_ptr())
+        # Symbolic output dims: batch2 is twice batch, by the export's design.
+        dims.setdefault("batch2", 2 * dims.get("batch", 0))
+        dims.setdefault("batch", dims["batch2"] // 2)
+        results = []
+        for info in self.outputs:
+            if not info.shape or any(not isinstance(d, int) and d not in dims for d in info.shape):
+                binding.bind_output(info.name, "cuda")    # shape unknown up front: ONNX Runtime allocates it
+                results.append(None)
+                continue
+            shape = tuple(dims[d] if isinstance(d, str) else d for d in info.shape)
+            out = torch.empty(shape, dtype=ORT_TYPES[info.type], device=self.device)
+            binding.bind_output(info.name, "cuda", self.device.index or 0, NUMPY_TYPES[out.dtype], shape, out.data_ptr())
+            results.append(out)
+        self.session.run_with_iobinding(binding)
+        allocated = binding.get_outputs()
+        return [r if r is not None else torch.from_numpy(allocated[i].numpy()).to(self.device) for i, r in enumerate(results)]
+
+
+def _scalar(value, dtype):
+    return np.array(value, dtype=dtype)
+
+
+class OrtBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model, device="cpu", export_dir=None, threads=None):
+        """`threads`: intra-op threads (default: ONNX Runtime's choice)."""
+        if export_dir is None:
+            raise UserError("the onnxruntime backend runs an export: pass export_dir (made by `hieramp export`)")
+        manifest = ExportManifest.read(export_dir)
+        manifest.check_model(model)
+        if manifest.op_form == "plugin":
+            raise UserError(f"export {manifest.directory} holds the bare {manifest.data['amp']['op']} node for the "
+                            f"TensorRT plugin (--amp-op plugin), which ONNX Runtime cannot run: "
+                            f"re-export with --amp-op function")
+        manifest.verify_files()
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UserError(f"device {device} needs onnxruntime-gpu (CUDAExecutionProvider); this onnxruntime has "
+                            f"{', '.join(ort.get_available_providers())}: install onnxruntime-gpu or use --device cpu")
+        if self.device.type not in ("cpu", "cuda"):
+            raise UserError(f"the onnxruntime backend runs on cpu or cuda, not {device}")
+        self.manifest, self.artifact_id = manifest, manifest.artifact_id
+        self.cfg = model.cfg
+        self.dtype = DTYPES[manifest.dtype]
+        self.threads = threads
+
+        def load(name, scale=None):
+            path = manifest.graph(name, scale)
+            return _Graph(str(path), path, self._session_options(), self.device)
+
+        self.condition_graph = load("condition")
+        self.step_graph = load("step")
+        self.sample_graph = load("sample")
+        self.update_graphs = [load("update", s) for s in range(self.cfg.num_scales)]
+        self.decode_graph = load("decode")
+        self._caches = {}
+        self.record_amp = False
+        self.amp_indicators = []   # per step of the last batch, {layer: (2B, n) float 0/1}, when recording
+
+    def _session_options(self):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3   # errors only: fp16 graphs on CPU warn about every op without an fp16 kernel
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        return options
+
+    def record_amp_sets(self):
+        """From now on, keep the amplified set of every op node per step in `amp_indicators` (for
+        `hieramp compare`): the step graph is reloaded with its op functions inlined (as ONNX
+        Runtime does anyway) and each node's indicator as an extra output `amp_indicator.<layer>`."""
+        if not self.manifest.amp_layers or self.record_amp:
+            return
+        path = self.manifest.graph("step")
+        model = onnx.inliner.inline_local_functions(onnx.load(str(path), load_external_data=False))
+        found = [o for node in model.graph.node for o in node.output if o.startswith(INDICATOR)]
+        if len(found) != len(self.manifest.amp_layers):
+            raise RuntimeError(f"expected {len(self.manifest.amp_layers)} indicators in {path}, found {found}")
+        for name, layer in zip(found, self.manifest.amp_layers):
+            model.graph.node.append(onnx.helper.make_node("Identity", [name], [f"amp_indicator.{layer}"]))
+            model.graph.output.append(onnx.helper.make_tensor_value_info(f"amp_indicator.{layer}", onnx.TensorProto.FLOAT, None))
+        options = self._session_options()
+        # Weights in external data stay where they are: the session reads them from the export.
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
+        self.step_graph = _Graph(model.SerializeToString(), path, options, self.device)
+        self.record_amp = True
+
+    # ----- the steps of the scale loop ------------------------------------------------------
+
+    def put(self, tensor):
+        return tensor.to(self.device)
+
+    def fetch(self, tensor):
+        return tensor.cpu()
+
+    def begin(self, labels_B, plan):
+        self._check_plan(plan)
+        batch = len(labels_B)
+        if batch not in self._caches:
+            self._caches[batch] = KVCache.for_model(self.cfg, 2 * batch, self.dtype, self.device)
+        self.cache = self._caches[batch]
+        labels = torch.as_tensor(labels_B, dtype=torch.int64).to(self.device)
+        self.block_mods, self.head_mod, self.sos = self.condition_graph(labels=labels)
+        self.plan = plan
+        self.amp_indicators = []
+
+    def _check_plan(self, plan):
+        if plan is None:
+            return
+        exported = self.manifest.amp_layers
+        where = f"export {self.manifest.directory}"
+        if not exported:
+            raise UserError(f"{where} has no amplification layers: pass --no-amp, or re-export with --amp-layers")
+        if tuple(plan.layers) != exported:
+            raise UserError(f"{where} amplifies blocks {list(exported)}, this run asks for {list(plan.layers)}: "
+                            f"pass --amp-layers {','.join(map(str, exported))} or re-export with the blocks you want")
+        if plan.mode != self.manifest.amp_mode:
+            raise UserError(f"{where} was exported for amplification mode {self.manifest.amp_mode!r}, this run asks "
+                            f"for {plan.mode!r}: pass --amp-mode {self.manifest.amp_mode} or re-export with --amp-mode {plan.mode}")
+
+    def empty_fhat(self, batch):
+        side = self.cfg.patch_nums[-1]
+        return torch.zeros(batch, self.cfg.vae.Cvae, side, side, dtype=self.dtype, device=self.device)
+
+    def step(self, si, feats, beta, rho, t):
+        """`feats` is the previous update's `tokens` output: the scale's embedded input."""
+        P, n = self.cfg.scale_offsets[si], self.cfg.patch_nums[si] ** 2
+        if self.plan is None or not self.plan.active(si):
+            beta = NEUTRAL_BETA[self.manifest.amp_mode or "logit"]
+        caches = {}
+        for layer in range(self.cfg.depth):
+            caches[f"cache_k.{layer}"], caches[f"cache_v.{layer}"] = self.cache.k[layer], self.cache.v[layer]
+        logits, *rest = self.step_graph(
+            tokens=self.sos if si == 0 else feats, block_mods=self.block_mods, head_mod=self.head_mod,
+            scale=_scalar(si, np.int64), past_len=_scalar(P, np.int64), beta=_scalar(beta, np.float32),
+            rho=_scalar(graph_rho(rho, n), np.float32), cfg_t=_scalar(t, np.float32), **caches)
+        for layer in range(self.cfg.depth):
+            self.cache.k[layer][:, :, P:P + n] = rest[2 * layer]                         # (2B, H, n, D)
+            self.cache.v[layer][:, :, P:P + n] = rest[2 * layer + 1]
+        if self.record_amp:
+            self.amp_indicators.append(dict(zip(self.manifest.amp_layers, rest[2 * self.cfg.depth:])))
+        return logits                                                                    # (B, n, V)
+
+    def sample(self, logits, noise, top_k, top_p):
+        K = candidates(top_k, self.cfg.vae.vocab_size)
+        return self.sample_graph(logits=logits, noise=noise, top_k=_scalar(K, np.int64), top_p=_scalar(top_p, np.float32))[0]
+
+    # The update and the decoder run one image at a time, as in the torch backend: convolution
+    # algorithms may depend on the batch size, and an image must not depend on its neighbours.
+    def update(self, si, ids, f_hat):
+        parts = [self.update_graphs[si](ids=ids[i:i + 1], f_hat=f_hat[i:i + 1]) for i in range(len(ids))]
+        f_hat = torch.cat([p[0] for p in parts])
+        if len(parts[0]) == 1:
+            return f_hat, None
+        # Each image's tokens are (2, n', C): its conditional row, then its unconditional one.
+        tokens = [p[1] for p in parts]
+        return f_hat, torch.cat([x[:1] for x in tokens] + [x[1:] for x in tokens])     # (2B, n', C)
+
+    def decode(self, f_hat):
+        return torch.cat([self.decode_graph(f_hat=f_hat[i:i + 1])[0] for i in range(len(f_hat))])

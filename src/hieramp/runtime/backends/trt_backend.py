@@ -1,0 +1,284 @@
+"""The TensorRT backend: runs the engines of an engine directory (`hieramp build`) on a CUDA GPU.
+
+Before anything runs, the engine manifest is checked against the model, this TensorRT, this GPU
+and the export the engines came from; a mismatch is refused with the reason, or rebuilt from the
+export with `rebuild=True`. Everything a batch size needs (KV caches, I/O buffers, execution
+contexts, their scratch memory) is allocated once per built batch size; a smaller batch runs
+padded to the next built size, so that every optimization profile has exactly one execution
+context. Each scale's step, sampling and VQ update, and the decoder, are captured as CUDA graphs
+after one eager run and replayed from then on. The update and the decoder run one image at a
+time, as in the other backends.
+
+Letters as in model/var.py. Needs a CUDA GPU: nothing here runs on a CPU-only machine.
+"""
+import torch
+
+from ...engine import trt_import
+from ...engine.builder import build_engines
+from ...engine.manifest import EngineManifest, describe_gpu
+from ...engine.runner import CapturedWork, Engine, aligned_rows
+from ...engine.trt_import import NAMES, TENSORRT
+from ...errors import UserError
+from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.sample_graph import TOPK_LIMIT, candidates
+from ...model.kv_cache import KVCache
+
+
+def check_amp_plan(manifest, plan):
+    """The run's amplification must be the one the graphs hold (blocks and mode are fixed at export)."""
+    if plan is None:
+        return
+    exported, where = manifest.amp_layers, f"the engines in {manifest.directory}"
+    if not exported:
+        raise UserError(f"{where} have no amplification layers: pass --no-amp, or re-export with --amp-layers")
+    if tuple(plan.layers) != exported:
+        raise UserError(f"{where} amplify blocks {list(exported)}, this run asks for {list(plan.layers)}: "
+                        f"pass --amp-layers {','.join(map(str, exported))} or export and build the blocks you want")
+    if plan.mode != manifest.amp_mode:
+        raise UserError(f"{where} amplify in mode {manifest.amp_mode!r}, this run asks for {plan.mode!r}: "
+                        f"pass --amp-mode {manifest.amp_mode} or export and build mode {plan.mode}")
+
+
+def _cuda_device(device) -> torch.device:
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise UserError(f"the tensorrt backend runs on a CUDA GPU, not {device}: pass --device cuda")
+    if not torch.cuda.is_available():
+        raise UserError("the tensorrt backend needs a CUDA GPU and torch sees none here; "
+                        "run `hieramp doctor` to see what is usable")
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def _tensorrt_for(manifest: EngineManifest, rebuild: bool):
+    tensorrt, reason = trt_import.try_flavour(manifest.flavour)
+    if tensorrt is not None:
+        return tensorrt
+    if rebuild:
+        return trt_import.load()
+    raise UserError(f"the engines in {manifest.directory} need {NAMES[manifest.flavour]}, which is not usable here "
+                    f"({reason}): install it, or pass --rebuild to rebuild them with the TensorRT that is")
+
+
+class _Batch:
+    """What one built batch size B needs, allocated once: caches, I/O buffers, contexts and their
+    scratch memory, and the captured work of every scale. Runs of fewer images use the first
+    rows; the others hold padding."""
+
+    def __init__(self, backend, B: int):
+        cfg, dev = backend.cfg, backend.device
+        S, m = cfg.num_scales, backend.manifest
+        self.B = B
+        contexts = [(backend.condition, m.profile("condition", B))]
+        contexts += [(backend.step_engine, m.profile("step", B, s)) for s in range(S)]
+        contexts += [(backend.sample_engine, m.profile("sample", B, s)) for s in range(S)]
+        # One scratch buffer for every context of this batch size: they run one after the other.
+        self.scratch = torch.empty(max(e.scratch_bytes(p) for e, p in contexts), dtype=torch.uint8, device=dev)
+        condition_ctx, step_ctx, sample_ctx = contexts[0], contexts[1:S + 1], contexts[S + 1:]
+        self.condition_ctx = backend.condition.context(condition_ctx[1], self.scratch)
+        self.step_ctx = [e.context(p, self.scratch) for e, p in step_ctx]
+        self.sample_ctx = [e.context(p, self.scratch) for e, p in sample_ctx]
+
+        self.labels = torch.zeros(B, dtype=torch.int64, device=dev)
+        self.cond = backend.condition.bind(self.condition_ctx, {"labels": self.labels})  # block_mods, head_mod, sos
+        dtype = backend.step_engine.dtype("tokens")
+        self.cache = KVCache.for_model(cfg, 2 * B, dtype, dev)
+        self.tokens = [self.cond["sos"]] + [torch.empty(2 * B, pn * pn, cfg.embed_dim, dtype=dtype, device=dev)
+                                            for pn in cfg.patch_nums[1:]]                # (2B, n, C) per scale
+        self.ids = [torch.zeros(B, pn * pn, dtype=torch.int64, device=dev) for pn in cfg.patch_nums]
+        self.noise = [torch.zeros(B, pn * pn, dtype=torch.float32, device=dev) for pn in cfg.patch_nums]
+        self.beta, self.rho, self.cfg_t, self.top_p = (
+            [torch.zeros((), dtype=torch.float32, device=dev) for _ in range(S)] for _ in range(4))
+        H, D, n_last = cfg.num_heads, cfg.head_dim, cfg.patch_nums[-1] ** 2
+        self.new_kv = [torch.empty(2 * B * H * n_last * D, dtype=dtype, device=dev) for _ in range(2 * cfg.depth)]
+        self.step_io = [self._bind_step(backend, s) for s in range(S)]                  # (inputs, outputs)
+        self.logits = [outputs["logits"] for _, outputs in self.step_io]                 # (B, n, V) float32
+        self.step_work = [CapturedWork(backend.step_work(self, s), backend.cuda_graphs) for s in range(S)]
+        self.sample_work = {}                          # (scale, K) -> CapturedWork: K is a shape input
+
+        # One image at a time through batch-1 engines: rows start at aligned addresses.
+        side, Cv, size = cfg.patch_nums[-1], cfg.vae.Cvae, cfg.vae.image_size
+        self.f_hat = [aligned_rows(B, (Cv, side, side), dtype, dev) for _ in range(2)]  # ping-pong (B, Cv, side, side)
+        self.image_ids = [aligned_rows(B, (pn * pn,), torch.int64, dev) for pn in cfg.patch_nums]
+        self.image_tokens = [aligned_rows(B, (2, pn * pn, cfg.embed_dim), dtype, dev) for pn in cfg.patch_nums[1:]]
+        self.images = aligned_rows(B, (3, size, size), torch.float32, dev)
+        self.update_work = [CapturedWork(backend.update_work(self, s), backend.cuda_graphs) for s in range(S)]
+        self.decode_work = CapturedWork(backend.decode_work(self), backend.cuda_graphs)
+
+    def _bind_step(self, backend, s: int):
+        """Bind scale s's context once (its buffers never move); its new keys and values go to
+        views of one buffer per block that every scale reuses (they are copied into the cache
+        right away). Returns the inputs (the host past_len must stay alive) and the outputs."""
+        cfg, B = backend.cfg, self.B
+        H, D, n = cfg.num_heads, cfg.head_dim, cfg.patch_nums[s] ** 2
+        names = [f"new_{kv}.{layer}" for layer in range(cfg.depth) for kv in "kv"]
+        new = {name: buf[:2 * B * H * n * D].view(2 * B, H, n, D) for name, buf in zip(names, self.new_kv)}
+        caches = {}
+        for layer in range(cfg.depth):
+            caches[f"cache_k.{layer}"], caches[f"cache_v.{layer}"] = self.cache.k[layer], self.cache.v[layer]
+        inputs = {"tokens": self.tokens[s], "block_mods": self.cond["block_mods"], "head_mod": self.cond["head_mod"],
+                  "scale": torch.tensor(s, device=backend.device), "past_len": torch.tensor(cfg.scale_offsets[s]),
+                  "beta": self.beta[s], "rho": self.rho[s], "cfg_t": self.cfg_t[s], **caches}
+        return inputs, backend.step_engine.bind(self.step_ctx[s], inputs, new)
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(self, model, device="cuda", engine_dir=None, rebuild=False, precision=None, cuda_graphs=True):
+        """`rebuild`: rebuild engines that do not fit (another TensorRT, GPU, precision or export)
+        from their export instead of refusing them. `precision`: refuse (or rebuild) engines of
+        another precision. `cuda_graphs`: capture each scale's work (False: enqueue every time)."""
+        if engine_dir is None:
+            raise UserError("the tensorrt backend runs engines: pass engine_dir (made by `hieramp build`)")
+        self.device = _cuda_device(device)
+        manifest = EngineManifest.read(engine_dir)
+        manifest.check_model(model)
+        tensorrt = _tensorrt_for(manifest, rebuild)
+        gpu = describe_gpu(self.device)
+        torch.cuda.set_device(self.device)
+        if rebuild and manifest.stale_reason(tensorrt, gpu, precision) is not None:
+            timing_cache = manifest.data["build"]["timing_cache"] if tensorrt.flavour == TENSORRT else None
+            manifest = build_engines(manifest.export_dir, manifest.directory, precision or manifest.precision,
+                                     manifest.batch_sizes, timing_cache, tensorrt.flavour)
+        manifest.check(model, tensorrt, gpu, precision)
+        self.manifest, self.artifact_id = manifest, manifest.artifact_id
+        self.cfg = model.cfg
+        self.cuda_graphs = cuda_graphs
+        self.logger = tensorrt.module.Logger(tensorrt.module.Logger.ERROR)          # must outlive the runtime
+        self.runtime = tensorrt.module.Runtime(self.logger)
+
+        def load(name, scale=None):
+            return Engine(tensorrt, self.runtime, manifest.engine(name, scale))
+
+        self.condition, self.step_engine, self.sample_engine = load("condition"), load("step"), load("sample")
+        self.update_engines = [load("update", s) for s in range(self.cfg.num_scales)]
+        self.decode_engine = load("decode")
+        per_image = self.update_engines + [self.decode_engine]
+        self.image_scratch = torch.empty(max(e.scratch_bytes(0) for e in per_image), dtype=torch.uint8,
+                                         device=self.device)
+        self.update_ctx = [e.context(0, self.image_scratch) for e in self.update_engines]
+        self.decode_ctx = self.decode_engine.context(0, self.image_scratch)
+        self.scale_of_n = {pn * pn: s for s, pn in enumerate(self.cfg.patch_nums)}
+        self._batches = {}
+
+    # ----- captured work --------------------------------------------------------------------
+
+    def step_work(self, batch: _Batch, s: int):
+        ctx, cache, (_, new) = batch.step_ctx[s], batch.cache, batch.step_io[s]
+        P, n = self.cfg.scale_offsets[s], self.cfg.patch_nums[s] ** 2
+
+        def work():
+            self.step_engine.run(ctx)
+            for layer in range(self.cfg.depth):
+                cache.k[layer][:, :, P:P + n].copy_(new[f"new_k.{layer}"])                # (2B, H, n, D)
+                cache.v[layer][:, :, P:P + n].copy_(new[f"new_v.{layer}"])
+        return work
+
+    def update_work(self, batch: _Batch, s: int):
+        engine, ctx = self.update_engines[s], self.update_ctx[s]
+        f_in, f_out = batch.f_hat[s % 2], batch.f_hat[(s + 1) % 2]
+        last = s == self.cfg.num_scales - 1
+
+        def work():
+            batch.image_ids[s].copy_(batch.ids[s])
+            for i in range(batch.B):
+                outputs = {"f_hat_out": f_out[i:i + 1]}
+                if not last:
+                    outputs["tokens"] = batch.image_tokens[s][i]                                 # (2, n', C)
+                engine.bind(ctx, {"ids": batch.image_ids[s][i:i + 1], "f_hat": f_in[i:i + 1]}, outputs)
+                engine.run(ctx)
+            if not last:
+                # Each image's tokens are its conditional row, then its unconditional one.
+                batch.tokens[s + 1][:batch.B].copy_(batch.image_tokens[s][:, 0])
+                batch.tokens[s + 1][batch.B:].copy_(batch.image_tokens[s][:, 1])
+        return work
+
+    def decode_work(self, batch: _Batch):
+        f_hat = batch.f_hat[self.cfg.num_scales % 2]
+
+        def work():
+            for i in range(batch.B):
+                self.decode_engine.bind(self.decode_ctx, {"f_hat": f_hat[i:i + 1]}, {"images": batch.images[i:i + 1]})
+                self.decode_engine.run(self.decode_ctx)
+        return work
+
+    def _sample_work(self, batch: _Batch, s: int, K: int):
+        ctx, top_k = batch.sample_ctx[s], torch.tensor(K)
+        inputs = {"logits": batch.logits[s], "noise": batch.noise[s], "top_k": top_k, "top_p": batch.top_p[s]}
+
+        def work():
+            self.sample_engine.bind(ctx, inputs, {"ids": batch.ids[s]})
+            self.sample_engine.run(ctx)
+        return CapturedWork(work, self.cuda_graphs)
+
+    # ----- the steps of the scale loop ------------------------------------------------------
+
+    def put(self, tensor):
+        return tensor.to(self.device, non_blocking=True)
+
+    def fetch(self, tensor):
+        return tensor.cpu()
+
+    @torch.no_grad()
+    def begin(self, labels_B, plan):
+        check_amp_plan(self.manifest, plan)
+        self.rows = len(labels_B)
+        B = self.manifest.batch_size_for(self.rows)
+        if B not in self._batches:
+            self._batches[B] = _Batch(self, B)
+        self.batch = self._batches[B]
+        self.batch.labels.zero_()
+        _into(self.batch.labels, torch.as_tensor(labels_B, dtype=torch.int64))
+        self.condition.run(self.batch.condition_ctx)
+        self.plan = plan
+
+    def empty_fhat(self, batch):
+        return self.batch.f_hat[0].zero_()                                              # all B rows
+
+    @torch.no_grad()
+    def step(self, si, feats, beta, rho, t):
+        b, n = self.batch, self.cfg.patch_nums[si] ** 2
+        if si > 0 and feats.data_ptr() != b.tokens[si].data_ptr():
+            raise ValueError("step() takes the features that update() returned")
+        if self.plan is None or not self.plan.active(si):
+            beta = NEUTRAL_BETA[self.manifest.amp_mode or "logit"]
+        b.beta[si].fill_(float(beta))
+        b.rho[si].fill_(float(graph_rho(rho, n)))
+        b.cfg_t[si].fill_(float(t))
+        b.step_work[si]()
+        return b.logits[si][:self.rows]                                                  # (B, n, V)
+
+    @torch.no_grad()
+    def sample(self, logits, noise, top_k, top_p):
+        b, s = self.batch, self.scale_of_n[logits.shape[1]]
+        _into(b.logits[s], logits)
+        _into(b.noise[s], noise)
+        b.top_p[s].fill_(float(top_p))
+        K = candidates(top_k, self.cfg.vae.vocab_size, TOPK_LIMIT)
+        if (s, K) not in b.sample_work:
+            b.sample_work[s, K] = self._sample_work(b, s, K)
+        b.sample_work[s, K]()
+        return b.ids[s][:self.rows]                                                      # (B, n) int64
+
+    @torch.no_grad()
+    def update(self, si, ids, f_hat):
+        b = self.batch
+        _into(b.ids[si], ids)
+        _into(b.f_hat[si % 2], f_hat)
+        b.update_work[si]()
+        last = si == self.cfg.num_scales - 1
+        return b.f_hat[(si + 1) % 2], None if last else b.tokens[si + 1]                # all B rows
+
+    @torch.no_grad()
+    def decode(self, f_hat):
+        b = self.batch
+        _into(b.f_hat[self.cfg.num_scales % 2], f_hat)
+        b.decode_work()
+        return b.images[:self.rows]                                                      # (B, 3, H, W) float32
+
+
+def _into(buffer: torch.Tensor, tensor: torch.Tensor):
+    """Copy into the first rows of a static buffer, unless the tensor already is those rows."""
+    rows = buffer[:len(tensor)]
+    if tensor.data_ptr() != rows.data_ptr() or tensor.shape != rows.shape:
+        rows.copy_(tensor)

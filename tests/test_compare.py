@@ -1,0 +1,72 @@
+import json
+import math
+
+import pytest
+
+from hieramp import AmpConfig, Generator
+from hieramp.cli import main
+from hieramp.compare import Tolerances, compare
+from hieramp.export.exporter import export_model
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, tiny_model):
+    out = tmp_path_factory.mktemp("compare") / "tiny"
+    export_model(tiny_model, out, amp_layers=(0, 1), amp_mode="weight", progress=False)
+    return out
+
+
+AMP = AmpConfig(layers=(0, 1), mode="weight", beta=3.0, rho=0.4)
+
+
+def test_onnxruntime_matches_the_reference(tiny_model, export_dir):
+    result = compare(Generator(tiny_model, backend="onnxruntime", export_dir=export_dir), labels=[0, 3, 7], seed=2,
+                     amp=AMP, progress=False)
+    assert result.passed and not result.failures
+    assert result.backend == "onnxruntime" and result.labels == [0, 3, 7]
+    assert [s.tokens for s in result.scales] == [1, 4, 9, 16]
+    assert all(s.max_abs_error <= 1e-4 and s.max_rel_error <= 1e-4 and s.token_agreement == 1.0 for s in result.scales)
+    assert [s.amp_set_agreement for s in result.scales] == [None, 1.0, 1.0, 1.0]
+    assert result.token_agreement == 1.0 and len(result.psnr_db) == 3 and min(result.psnr_db) >= 40
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["passed"] is True and data["tolerances"]["min_psnr_db"] == 40.0
+    assert "PASS" in result.table()
+
+
+def test_exceeded_tolerance_fails_with_reasons(tiny_model, export_dir):
+    strict = Tolerances(max_logit_error=0.0)
+    result = compare(Generator(tiny_model, backend="onnxruntime", export_dir=export_dir), labels=[1], amp=AMP,
+                     tolerances=strict, progress=False)
+    assert not result.passed
+    assert any(f.startswith("scale 3: logit error") and f.endswith("> 0") for f in result.failures)
+    assert result.table().splitlines()[-1].startswith("FAIL: ")
+
+
+def test_reference_against_itself_is_exact(tiny_model):
+    result = compare(Generator(tiny_model), labels=[4], amp=AmpConfig(layers=(1,)), progress=False)
+    assert result.passed and all(s.max_abs_error == 0 and s.amp_set_agreement is None for s in result.scales)
+    assert result.psnr_db == [math.inf] and result.to_dict()["psnr_db"] == [None]
+
+
+def test_fp16_defaults_gate_the_forced_path_only():
+    fp16 = Tolerances.for_dtype("fp16")
+    assert fp16.min_token_agreement == 0 and fp16.min_psnr_db == 0 and fp16.max_logit_error > 1e-4
+    assert Tolerances.for_dtype("fp32") == Tolerances(1e-4, 1.0, 40.0, 1.0)
+
+
+def test_cli_json_uses_the_exported_amplification(export_dir, capsys):
+    assert main(["compare", "--model", "tiny", "--export", str(export_dir), "--classes", "2,5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] and data["backend"] == "onnxruntime" and data["labels"] == [2, 5]
+    assert [s["amp_set_agreement"] for s in data["scales"]] == [None, 1.0, 1.0, 1.0]
+
+
+def test_cli_exits_1_when_a_tolerance_is_exceeded(export_dir, capsys):
+    assert main(["compare", "--model", "tiny", "--export", str(export_dir), "--classes", "1",
+                 "--max-logit-error", "0"]) == 1
+    assert "FAIL: scale" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_export_of_another_model(export_dir, capsys):
+    assert main(["compare", "--model", "tiny-plain", "--export", str(export_dir)]) == 2
+    assert "was made from model tiny (random init)" in capsys.readouterr().err
