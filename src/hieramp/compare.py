@@ -3,8 +3,11 @@
 Three runs on the same labels and seed:
 1. the reference, sampling freely; its tokens become the forced path;
 2. the backend on that forced path, so both see the same token history at every scale: the
-   largest logit errors per scale, and the amplified top-k sets of every op node;
-3. the backend sampling freely: token agreement and the PSNR of the final images.
+   largest logit errors per scale, the amplified top-k sets of every op node, and the PSNR of
+   the final images (the gated PSNR: numerics only);
+3. the backend sampling freely: token agreement, and the PSNR of its images (reported: one
+   token flipped by a rounding-level logit difference changes the rest of an image, which the
+   token agreement already counts).
 
 The amplified sets: the reference's come from its own op inputs through the reference's
 `class_row_mask` and `topk_indicator`. A backend takes part by offering `record_amp_sets()`,
@@ -27,15 +30,14 @@ from .runtime.generator import Generator
 class Tolerances:
     max_logit_error: float = 1e-4        # absolute, per scale, on the forced path
     min_token_agreement: float = 1.0     # share of equal tokens in free sampling
-    min_psnr_db: float = 40.0            # every final image
+    min_psnr_db: float = 40.0            # every final image of the forced path
     min_amp_set_agreement: float = 1.0   # share of identical amplified sets (rows x op nodes)
 
     @classmethod
     def for_dtype(cls, dtype: str) -> "Tolerances":
-        """fp32: exact parity. fp16 gates the forced path only (logits and amplified sets, loose
-        values not yet calibrated on real checkpoints): in free sampling one token flipped by
-        rounding changes the rest of the image, so tokens and PSNR are reported, not gated."""
-        return cls() if dtype == "fp32" else cls(5e-2, 0.0, 0.0, 0.9)
+        """fp32: exact parity. fp16: loose values, not yet calibrated on real checkpoints; token
+        agreement in free sampling is reported, not gated (rounding flips tokens there)."""
+        return cls() if dtype == "fp32" else cls(5e-2, 0.0, 30.0, 0.9)
 
 
 @dataclass
@@ -54,7 +56,8 @@ class Comparison:
     labels: list
     seed: int
     scales: list
-    psnr_db: list                          # per image; inf for identical images
+    psnr_db: list                          # per image, forced path; inf for identical images
+    free_psnr_db: list                     # per image, free sampling
     token_agreement: float
     tolerances: Tolerances
     failures: list = field(default_factory=list)
@@ -66,7 +69,8 @@ class Comparison:
     def to_dict(self) -> dict:
         """JSON-ready; an infinite PSNR (identical images) becomes null."""
         out = asdict(self)
-        out["psnr_db"] = [None if math.isinf(p) else p for p in self.psnr_db]
+        for key in ("psnr_db", "free_psnr_db"):
+            out[key] = [None if math.isinf(p) else p for p in out[key]]
         out["passed"] = self.passed
         return out
 
@@ -76,8 +80,8 @@ class Comparison:
             sets = "-" if s.amp_set_agreement is None else f"{s.amp_set_agreement:.1%}"
             lines.append(f"{s.scale:>5} {s.tokens:>4} {s.max_abs_error:>13.3e} {s.max_rel_error:>9.2e} "
                          f"{s.token_agreement:>7.1%} {sets:>8}")
-        worst = min(self.psnr_db)
-        lines.append(f"tokens {self.token_agreement:.2%} equal; image PSNR min {worst:.1f} dB over {len(self.psnr_db)} images")
+        lines.append(f"tokens {self.token_agreement:.2%} equal in free sampling; image PSNR min {min(self.psnr_db):.1f} dB "
+                     f"on the forced path, {min(self.free_psnr_db):.1f} dB in free sampling ({len(self.psnr_db)} images)")
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
         return "\n".join(lines)
 
@@ -130,7 +134,8 @@ def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, cfg=4.0, top_k=90
                                   float((rt == ft).float().mean()), set_agreement.get(si)))
     result = Comparison(
         backend=candidate.backend.name, labels=[int(c) for c in labels], seed=seed, scales=scales,
-        psnr_db=[psnr(a, b) for a, b in zip(ref.images, free.images)],
+        psnr_db=[psnr(a, b) for a, b in zip(ref.images, forced.images)],
+        free_psnr_db=[psnr(a, b) for a, b in zip(ref.images, free.images)],
         token_agreement=float(torch.cat([(a == b).flatten() for a, b in zip(ref.tokens, free.tokens)]).float().mean()),
         tolerances=tolerances)
     result.failures = _failures(result)
@@ -163,5 +168,5 @@ def _failures(result: Comparison) -> list:
         failures.append(f"tokens agree {result.token_agreement:.2%} < {tol.min_token_agreement:.2%}")
     worst = min(result.psnr_db)
     if worst < tol.min_psnr_db:
-        failures.append(f"image PSNR {worst:.1f} dB < {tol.min_psnr_db:g} dB")
+        failures.append(f"image PSNR on the forced path {worst:.1f} dB < {tol.min_psnr_db:g} dB")
     return failures

@@ -23,7 +23,7 @@ def add_parser(subparsers):
     g = p.add_argument_group("tolerances (defaults by the export's dtype; fp32: 1e-4, 100%%, 40 dB, 100%%)")
     g.add_argument("--max-logit-error", type=float, help="largest absolute logit error on the forced path, per scale")
     g.add_argument("--min-token-agreement", type=float, help="smallest share of equal tokens in free sampling, 0-1")
-    g.add_argument("--min-psnr", type=float, help="smallest PSNR of a final image, in dB")
+    g.add_argument("--min-psnr", type=float, help="smallest PSNR of a final image on the forced path, in dB")
     g.add_argument("--min-amp-set-agreement", type=float, help="smallest share of identical amplified top-k sets, 0-1")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.set_defaults(run=run)
