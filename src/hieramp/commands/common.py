@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..model.amp_config import AmpConfig
+from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
 from ..runtime.generator import Generator
 
@@ -60,11 +60,6 @@ def add_amp_options(p):
 
 def load_model_from_args(args):
     return resolve_model(args.model, args.vae, args.device, args.trust_checkpoint, getattr(args, "random_init", False))
-
-
-def default_amp_layers(depth: int):
-    """The paper amplifies block 14 of 16; other depths use the same relative position."""
-    return (min(depth - 1, round(depth * 14 / 16)),)
 
 
 def amp_from_args(args, cfg) -> AmpConfig:

@@ -16,9 +16,8 @@ import onnx
 import torch
 from tqdm import tqdm
 
-from ..commands.common import default_amp_layers
 from ..errors import UserError
-from ..model.amp_config import AmpConfig
+from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.checkpoint import sha256_of
 from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto

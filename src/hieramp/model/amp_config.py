@@ -31,6 +31,11 @@ def per_scale(values: Schedule, num_scales: int, name: str):
     raise UserError(f"{name} takes 1, 3 (coarse, mid, fine) or {num_scales} (one per scale) values, got {len(vals)}")
 
 
+def default_amp_layers(depth: int):
+    """The paper amplifies block 14 of 16; other depths use the same relative position."""
+    return (min(depth - 1, round(depth * 14 / 16)),)
+
+
 @dataclass(frozen=True)
 class AmpPlan:
     """A resolved AmpConfig: per-scale beta and rho, and which (layer, scale) pairs amplify."""
