@@ -4,8 +4,7 @@ from dataclasses import replace
 
 import torch
 
-from ..commands.common import default_amp_layers
-from ..model.amp_config import AmpConfig
+from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.bundle import HierAmpModel, ModelSource
 from ..model.var import VAR
 
