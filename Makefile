@@ -18,7 +18,8 @@ demo: setup
 	$(VENV)/bin/hieramp demo --out demo-output
 
 test: setup
-	$(PY) -m pytest -q -n 2 tests
+	# Two test workers on two cores: one intra-op thread each, or OpenMP oversubscribes the cores.
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from hieramp.bench.machine import describe_machine, load_average
-from hieramp.commands.common import default_amp_layers
 from hieramp.distill import DistillSettings, default_workers, distill
-from hieramp.model.amp_config import AmpConfig
+from hieramp.model.amp_config import AmpConfig, default_amp_layers
 from hieramp.model.bundle import HierAmpModel, ModelSource
 from hieramp.model.config import VARConfig, VQVAEConfig
 from hieramp.model.presets import random_model
@@ -71,7 +70,8 @@ def throughput(generator, settings, num_classes, images, batch_size, overlap, wo
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="tiny,mid", help="comma-separated: tiny, mid, or another architecture of presets.random_model (d16: ~40 s an image)")
+    p.add_argument("--models", default="tiny,mid",
+                   help="comma-separated: tiny, mid, or another architecture of presets.random_model (d16: ~40 s an image)")
     p.add_argument("--batch-sizes", default="1,8,32", help="comma-separated batch sizes")
     p.add_argument("--threads", default="1,2", help="torch intra-op thread counts to try")
     p.add_argument("--images", default="tiny=320,mid=64", help="images per run, per model (name=N,...)")

@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ..errors import UserError
@@ -53,9 +54,8 @@ class DistillSummary:
         return "\n".join(lines)
 
 
-def image_settings(generator, settings: DistillSettings) -> dict:
+def image_settings(generator, settings: DistillSettings, plan) -> dict:
     """The settings every manifest line records and run.json pins (JSON-ready)."""
-    plan = settings.amp.resolve(generator.cfg) if settings.amp is not None else None
     return {
         "model": generator.model.source.fingerprint,
         "backend": generator.backend.name,
@@ -65,6 +65,13 @@ def image_settings(generator, settings: DistillSettings) -> dict:
         "amp": dataclasses.asdict(plan) if plan is not None else None,
         "save_size": settings.save_size,
     }
+
+
+def check_backend(generator, plan, labels):
+    """Let the backend refuse what it cannot run (an export made for other amplification blocks,
+    a batch larger than its engines) before anything is written: backends check in `begin`."""
+    if labels:
+        generator.backend.begin(torch.tensor(labels), plan)
 
 
 def batches(jobs, size: int):
@@ -87,7 +94,9 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
     classes = generator.check_labels(classes)
     all_jobs = plan_jobs(classes, ipc)
     jobs = shard.select(all_jobs)
-    record = image_settings(generator, settings)
+    plan = settings.amp.resolve(generator.cfg) if settings.amp is not None else None
+    check_backend(generator, plan, [job.label for job in jobs[:batch_size]])
+    record = image_settings(generator, settings, plan)
     layout = Layout(out, generator.cfg.num_classes)
     layout.claim({"classes": classes, "ipc": ipc, **record})
     layout.write_mapping(classes)
