@@ -1,6 +1,8 @@
-"""Named models: the official sizes (from checkpoint files) and small random-init ones."""
+"""Named models: the bundled digits model, the official sizes (from checkpoint files) and small random-init ones."""
 import hashlib
 import os
+from contextlib import ExitStack
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -22,7 +24,10 @@ ARCHITECTURES = {
     "tiny-plain": tiny_var(cls_token_scales=()),
     **{f"d{d}": official_var(d, cls_token_scales=tuple(range(10))) for d in OFFICIAL_DEPTHS},
 }
-DEFAULT_PRESET = "tiny"
+# Models whose weights ship inside the package (data/<folder>/), in the official file forms:
+# name -> (VAR fine-tune file, VQVAE file). Made by `hieramp train` (hieramp.train.recipe).
+BUNDLED = {"digits": ("digits/ar-ckpt-digits.pth", "digits/vae-digits.pth")}
+DEFAULT_PRESET = "digits"
 
 
 def checkpoint_dir() -> Path:
@@ -41,6 +46,14 @@ def random_model(name: str, device="cpu") -> HierAmpModel:
     return HierAmpModel(var, vae, ModelSource(f"{name} (random init)", tag, tag)).eval().to(device)
 
 
+def bundled_model(name: str, device="cpu") -> HierAmpModel:
+    """A bundled model, read through load_model like any official file."""
+    data = resources.files("hieramp").joinpath("data")
+    with ExitStack() as stack:
+        var_file, vae_file = (stack.enter_context(resources.as_file(data.joinpath(f))) for f in BUNDLED[name])
+        return load_model(var_file, vae_file, device)
+
+
 def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkpoint=False, random_init=False) -> HierAmpModel:
     """What every command's --model means: a preset name, or a VAR checkpoint path with --vae."""
     model = model or "default"
@@ -50,6 +63,8 @@ def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkp
         if vae is None:
             raise UserError(f"--model {model} is a VAR checkpoint: pass its VQVAE with --vae {OFFICIAL_VAE_FILE}")
         return load_model(model, vae, device, trust_checkpoint)
+    if model in BUNDLED:                    # its weights ship with the package, so --random-init is moot
+        return bundled_model(model, device)
     if random_init or model.startswith("tiny"):
         return random_model(model, device)
     if model in ARCHITECTURES:
@@ -61,4 +76,4 @@ def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkp
                 raise UserError(f"preset {model} needs {f}: put the official file there (or set HIERAMP_CHECKPOINTS), "
                                 f"or pass --random-init to benchmark the architecture without weights")
         return load_model(var_file, vae_file, device, trust_checkpoint)
-    raise UserError(f"unknown model {model!r}: use a preset ({', '.join(['default', *ARCHITECTURES])}) or a VAR .pth file with --vae")
+    raise UserError(f"unknown model {model!r}: use a preset ({', '.join(['default', *BUNDLED, *ARCHITECTURES])}) or a VAR .pth file with --vae")

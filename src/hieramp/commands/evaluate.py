@@ -1,0 +1,23 @@
+"""`hieramp evaluate`: train small CNN students on a distilled digits set and report their
+accuracy on the held-out real digits (mean and standard deviation over seeds)."""
+import json
+
+from ..runtime.images import write_atomic
+from ..train.evaluate import evaluate_distilled
+from .common import positive_int
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help="score a distilled digits set with students tested on real digits",
+                              description=__doc__)
+    p.add_argument("--distilled", required=True, help="distilled set: class folders 0-9 of PNG images (`hieramp distill` output)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="students to train, one per seed 0..N-1")
+    p.add_argument("--json", help="also write the result as JSON to this file")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    result = evaluate_distilled(args.distilled, args.seeds, progress=True)
+    print(result)
+    if args.json:
+        write_atomic(args.json, (json.dumps(result.to_json(), indent=1) + "\n").encode())
