@@ -41,7 +41,7 @@ def test_onnxruntime_makes_the_torch_images_and_records_its_export(exports, tmp_
 @pytest.mark.parametrize("export, extra, message", [
     ("plain", [], "was made from model tiny-plain"),
     ("tiny", ["--amp-layers", "0"], "amplifies blocks [1], this run asks for [0]"),
-    ("tiny", ["--amp-mode", "weight"], "amplification mode 'logit'"),
+    ("tiny", ["--amp-mode", "weight"], "amplifies in mode 'logit'"),
 ], ids=["other-model", "other-blocks", "other-mode"])
 def test_an_export_that_does_not_fit_exits_2_and_writes_nothing(exports, tmp_path, capsys, export, extra, message):
     out = tmp_path / "out"

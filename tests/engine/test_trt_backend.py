@@ -70,14 +70,17 @@ def test_graphs_match_eager_enqueue(tiny_model, gpu_engines):
 
 
 def test_amplification_must_match_the_engines(tiny_engines, tiny_model):
-    from hieramp.runtime.backends.trt_backend import check_amp_plan
+    from hieramp.export.manifest import check_amp_plan
     cfg = tiny_model.cfg
-    check_amp_plan(tiny_engines, AMP.resolve(cfg))
-    check_amp_plan(tiny_engines, None)
-    with pytest.raises(UserError, match=r"amplify blocks \[1\], this run asks for \[0\]: pass --amp-layers 1"):
-        check_amp_plan(tiny_engines, AmpConfig(layers=(0,)).resolve(cfg))
-    with pytest.raises(UserError, match="amplify in mode 'logit', this run asks for 'weight'"):
-        check_amp_plan(tiny_engines, AmpConfig(layers=(1,), mode="weight").resolve(cfg))
+
+    def check(plan):
+        check_amp_plan(tiny_engines, plan, "engine directory X", "export and build")
+    check(AMP.resolve(cfg))
+    check(None)
+    with pytest.raises(UserError, match=r"X amplifies blocks \[1\], this run asks for \[0\]: pass --amp-layers 1"):
+        check(AmpConfig(layers=(0,)).resolve(cfg))
+    with pytest.raises(UserError, match="amplifies in mode 'logit', this run asks for 'weight'.*export and build"):
+        check(AmpConfig(layers=(1,), mode="weight").resolve(cfg))
 
 
 @pytest.mark.gpu

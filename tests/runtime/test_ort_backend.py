@@ -179,7 +179,7 @@ def test_plugin_export_is_refused(models, tmp_path):
 
 @pytest.mark.parametrize("arm,amp,message", [
     ("logit-1-layer", AmpConfig(layers=(0,)), r"amplifies blocks \[1\], this run asks for \[0\]: pass --amp-layers 1"),
-    ("logit-1-layer", AmpConfig(layers=(1,), mode="weight"), "exported for amplification mode 'logit'.*--amp-mode logit"),
+    ("logit-1-layer", AmpConfig(layers=(1,), mode="weight"), "amplifies in mode 'logit'.*--amp-mode logit"),
 ])
 def test_run_that_differs_from_the_export_is_refused(models, exports, arm, amp, message):
     with pytest.raises(UserError, match=message):

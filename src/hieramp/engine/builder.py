@@ -11,9 +11,6 @@ an fp32 export need the builder's FP16/BF16 flags, which TensorRT has and Tensor
 TensorRT-RTX takes precision from the ONNX types, so an fp16 engine needs an fp16 export.
 """
 import importlib.metadata
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..staged_dir import staged_directory
 from ..export.amp_function import OP_NAME
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
@@ -94,12 +92,8 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
                         f"drop the option")
     gpu = gpu_entry(tensorrt)
     plugin = _plugin_override(tensorrt, export)
-    out = Path(out)
-    _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     started = time.monotonic()
-    try:
+    with staged_directory(out, "an engine directory", MANIFEST) as staging:
         builder = _Builder(tensorrt, export, precision, flag, batch_sizes, timing_cache, plugin)
         engines, profiles, amp_op = builder.build_all(staging, progress)
         manifest = {
@@ -116,10 +110,6 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
                       "tools": {name: importlib.metadata.version(name) for name in ("hieramp", "torch")}},
         }
         EngineManifest.write(staging, manifest)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return EngineManifest.read(out)
 
 
@@ -148,22 +138,6 @@ def _plugin_override(tensorrt: TensorRT, export: ExportManifest) -> bool:
         return False
     from ..plugins.trt_plugin import register_if_available
     return register_if_available()
-
-
-def _check_target(out: Path):
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
-        raise UserError(f"{out} exists and is not an engine directory: choose a new --out or remove it")
-
-
-def _replace(staging: Path, out: Path):
-    """Move the finished build into place; an earlier build there goes only after that."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 class _Builder:

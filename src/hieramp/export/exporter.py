@@ -6,8 +6,6 @@ end, so a failed export leaves nothing half-written.
 """
 import copy
 import importlib.metadata
-import os
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..staged_dir import staged_directory
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.checkpoint import sha256_of
 from . import onnx_files
@@ -64,16 +63,12 @@ def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="functio
         amp_layers = default_amp_layers(cfg.depth) if cfg.cls_token_scales else ()
     amp_layers = tuple(sorted(set(amp_layers)))
     check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch)
-    out = Path(out)
-    _check_target(out)
     # A copy, so that casting to fp16 never touches the caller's model.
     dt = DTYPES[dtype]
     export = model if dt == torch.float32 and next(model.parameters()).device.type == "cpu" else \
         copy.deepcopy(model).to("cpu", dt)
     export.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_directory(out, "an export directory", MANIFEST) as staging:
         graphs = _export_graphs(export, staging, amp_layers, amp_mode, op_form, opset, dt, progress)
         files = {p.name: sha256_of(p) for p in sorted(staging.iterdir())}
         manifest = {
@@ -87,27 +82,7 @@ def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="functio
             "graphs": graphs, "files": files,
         }
         ExportManifest.write(staging, manifest)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportManifest.read(out)
-
-
-def _check_target(out: Path):
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
-        raise UserError(f"{out} exists and is not an export directory: choose a new --out or remove it")
-
-
-def _replace(staging: Path, out: Path):
-    """Move the finished export into place; an earlier export there goes only after that."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _export_graphs(model, staging, amp_layers, amp_mode, op_form, opset, dtype, progress) -> dict:

@@ -22,6 +22,22 @@ def model_entry(model) -> dict:
             "vae_sha256": src.vae_sha256, "config": json.loads(json.dumps(asdict(model.cfg)))}
 
 
+def check_amp_plan(manifest, plan, where: str, remake: str):
+    """The run's amplification must be the one the graphs hold (blocks and mode are fixed at export).
+    `manifest` is an export's or an engine directory's; `where` names it, `remake` says how to get other graphs."""
+    if plan is None:
+        return
+    exported = manifest.amp_layers
+    if not exported:
+        raise UserError(f"{where} has no amplification layers: pass --no-amp, or {remake} with --amp-layers")
+    if tuple(plan.layers) != exported:
+        raise UserError(f"{where} amplifies blocks {list(exported)}, this run asks for {list(plan.layers)}: "
+                        f"pass --amp-layers {','.join(map(str, exported))} or {remake} with the blocks you want")
+    if plan.mode != manifest.amp_mode:
+        raise UserError(f"{where} amplifies in mode {manifest.amp_mode!r}, this run asks for {plan.mode!r}: "
+                        f"pass --amp-mode {manifest.amp_mode} or {remake} with --amp-mode {plan.mode}")
+
+
 class ExportManifest:
     def __init__(self, directory: Path, data: dict, text: str):
         self.directory, self.data = Path(directory), data

@@ -12,7 +12,7 @@ import torch
 
 from ...errors import UserError
 from ...export.amp_function import NEUTRAL_BETA, graph_rho
-from ...export.manifest import ExportManifest
+from ...export.manifest import ExportManifest, check_amp_plan
 from ...export.sample_graph import candidates
 from ...model.kv_cache import KVCache
 
@@ -152,7 +152,7 @@ class OrtBackend:
         return tensor.cpu()
 
     def begin(self, labels_B, plan):
-        self._check_plan(plan)
+        check_amp_plan(self.manifest, plan, f"export {self.manifest.directory}", "re-export")
         batch = len(labels_B)
         if batch not in self._caches:
             self._caches[batch] = KVCache.for_model(self.cfg, 2 * batch, self.dtype, self.device)
@@ -161,20 +161,6 @@ class OrtBackend:
         self.block_mods, self.head_mod, self.sos = self.condition_graph(labels=labels)
         self.plan = plan
         self.amp_indicators = []
-
-    def _check_plan(self, plan):
-        if plan is None:
-            return
-        exported = self.manifest.amp_layers
-        where = f"export {self.manifest.directory}"
-        if not exported:
-            raise UserError(f"{where} has no amplification layers: pass --no-amp, or re-export with --amp-layers")
-        if tuple(plan.layers) != exported:
-            raise UserError(f"{where} amplifies blocks {list(exported)}, this run asks for {list(plan.layers)}: "
-                            f"pass --amp-layers {','.join(map(str, exported))} or re-export with the blocks you want")
-        if plan.mode != self.manifest.amp_mode:
-            raise UserError(f"{where} was exported for amplification mode {self.manifest.amp_mode!r}, this run asks "
-                            f"for {plan.mode!r}: pass --amp-mode {self.manifest.amp_mode} or re-export with --amp-mode {plan.mode}")
 
     def empty_fhat(self, batch):
         side = self.cfg.patch_nums[-1]

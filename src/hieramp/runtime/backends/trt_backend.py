@@ -20,23 +20,9 @@ from ...engine.runner import CapturedWork, Engine, aligned_rows
 from ...engine.trt_import import NAMES, TENSORRT
 from ...errors import UserError
 from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.manifest import check_amp_plan
 from ...export.sample_graph import TOPK_LIMIT, candidates
 from ...model.kv_cache import KVCache
-
-
-def check_amp_plan(manifest, plan):
-    """The run's amplification must be the one the graphs hold (blocks and mode are fixed at export)."""
-    if plan is None:
-        return
-    exported, where = manifest.amp_layers, f"the engines in {manifest.directory}"
-    if not exported:
-        raise UserError(f"{where} have no amplification layers: pass --no-amp, or re-export with --amp-layers")
-    if tuple(plan.layers) != exported:
-        raise UserError(f"{where} amplify blocks {list(exported)}, this run asks for {list(plan.layers)}: "
-                        f"pass --amp-layers {','.join(map(str, exported))} or export and build the blocks you want")
-    if plan.mode != manifest.amp_mode:
-        raise UserError(f"{where} amplify in mode {manifest.amp_mode!r}, this run asks for {plan.mode!r}: "
-                        f"pass --amp-mode {manifest.amp_mode} or export and build mode {plan.mode}")
 
 
 def _cuda_device(device) -> torch.device:
@@ -221,7 +207,7 @@ class TensorRTBackend:
 
     @torch.no_grad()
     def begin(self, labels_B, plan):
-        check_amp_plan(self.manifest, plan)
+        check_amp_plan(self.manifest, plan, f"engine directory {self.manifest.directory}", "export and build")
         self.rows = len(labels_B)
         B = self.manifest.batch_size_for(self.rows)
         if B not in self._batches:

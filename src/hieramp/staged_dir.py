@@ -1,0 +1,32 @@
+"""Directories written whole or not at all: built under a hidden temporary name next to the
+target, renamed into place when complete, removed if anything fails on the way."""
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import UserError
+
+
+@contextmanager
+def staged_directory(out, what: str, marker: str):
+    """Yields an empty staging directory; on success it replaces `out` (an earlier `what` there,
+    recognised by its `marker` file, goes only after the new one is in place)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / marker).is_file())):
+        raise UserError(f"{out} exists and is not {what}: choose a new --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield staging
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+        staging.rename(out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
