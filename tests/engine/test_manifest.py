@@ -96,5 +96,5 @@ def test_not_an_engine_directory(tiny_export, tmp_path):
         EngineManifest.read(tmp_path / "nowhere")
     with pytest.raises(UserError, match="has no manifest.json"):
         EngineManifest.read(tmp_path)
-    with pytest.raises(UserError, match="is not a hieramp engine manifest"):
+    with pytest.raises(UserError, match="is not a hieramp engine directory manifest: re-run `hieramp build`"):
         EngineManifest.read(tiny_export.directory)

@@ -27,7 +27,8 @@ from ..model.checkpoint import sha256_of
 from ..runtime.images import write_atomic
 from ..runtime.loop import SamplingParams
 from . import trt_import
-from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, EngineManifest, gpu_entry
+from ..directory_manifest import MANIFEST
+from .manifest import EngineManifest, gpu_entry
 from .trt_import import TENSORRT, TensorRT
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -97,7 +98,6 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
         builder = _Builder(tensorrt, export, precision, flag, batch_sizes, timing_cache, plugin)
         engines, profiles, amp_op = builder.build_all(staging, progress)
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
             "export": {"directory": str(export.directory.resolve()), "artifact_id": export.artifact_id,
                        "model": export.data["model"], "dtype": export.dtype, "amp": export.data["amp"],
                        "patch_nums": export.data["patch_nums"]},

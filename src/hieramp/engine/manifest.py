@@ -5,22 +5,16 @@ Runtimes open it with `EngineManifest.read`, then `check`: a wrong model is refu
 that no longer fit (another TensorRT, GPU, precision, or an export changed since the build) are
 refused with the reason, or rebuilt by the caller (`stale_reason`).
 """
-import hashlib
-import json
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from ..directory_manifest import MANIFEST, DirectoryManifest
 from ..errors import UserError
 from ..export.manifest import ExportManifest, model_entry
-from ..model.checkpoint import sha256_of
-from ..runtime.images import write_atomic
 from .trt_import import TENSORRT_RTX, TensorRT
 
-MANIFEST = "manifest.json"
-FORMAT = "hieramp-trt-engines"
-FORMAT_VERSION = 1
 AHEAD_OF_TIME = "ahead-of-time, no GPU"
 RTX_MIN_CAPABILITY = (8, 0)     # TensorRT-RTX's default targets; Turing (7.5) needs an explicit build
 
@@ -37,37 +31,12 @@ def _capability(text: str) -> tuple:
     return int(major), int(minor)
 
 
-class EngineManifest:
-    def __init__(self, directory: Path, data: dict, text: str):
-        self.directory, self.data = Path(directory), data
-        self.artifact_id = hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    @classmethod
-    def write(cls, directory: Path, data: dict) -> "EngineManifest":
-        text = json.dumps(data, indent=2) + "\n"
-        write_atomic(Path(directory) / MANIFEST, text.encode())
-        return cls(directory, data, text)
-
-    @classmethod
-    def read(cls, directory) -> "EngineManifest":
-        directory = Path(directory)
-        path = directory / MANIFEST
-        if not directory.is_dir():
-            raise UserError(f"engine directory {directory} does not exist: make one with "
-                            f"`hieramp build EXPORT_DIR --out {directory}`")
-        try:
-            text = path.read_text()
-            data = json.loads(text)
-        except FileNotFoundError:
-            raise UserError(f"{directory} has no {MANIFEST}: is it a directory made by `hieramp build`?") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read {path} ({err}): re-run `hieramp build`") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise UserError(f"{path} is not a hieramp engine manifest: re-run `hieramp build`")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{path} has format version {data.get('format_version')}, this hieramp reads "
-                            f"{FORMAT_VERSION}: re-run `hieramp build` with this version")
-        return cls(directory, data, text)
+class EngineManifest(DirectoryManifest):
+    FORMAT = "hieramp-trt-engines"
+    FORMAT_VERSION = 1
+    WHAT = "engine directory"
+    COMMAND = "hieramp build"
+    MAKE = "hieramp build EXPORT_DIR --out {directory}"
 
     # ----- what the engines hold ------------------------------------------------------------
 
@@ -168,14 +137,6 @@ class EngineManifest:
                 return (f"{where} were built from export artifact {export['artifact_id']}, and {self.export_dir} "
                         f"now holds artifact {now}")
         return None
-
-    def verify_files(self):
-        for name, digest in self.data["files"].items():
-            path = self.directory / name
-            if not path.is_file():
-                raise UserError(f"{path} is missing from the engine directory: re-run `hieramp build`")
-            if sha256_of(path) != digest:
-                raise UserError(f"{path} is damaged (its sha256 differs from the manifest's): re-run `hieramp build`")
 
 
 def gpu_entry(tensorrt: TensorRT, device=None) -> dict:

@@ -21,7 +21,8 @@ from ..model.checkpoint import sha256_of
 from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
 from .graphs import ConditionGraph, DecodeGraph, StepGraph, UpdateGraph
-from .manifest import FORMAT, FORMAT_VERSION, MANIFEST, ExportManifest, model_entry
+from ..directory_manifest import MANIFEST
+from .manifest import ExportManifest, model_entry
 from .resize_patch import resize_as_matrices
 from .sample_graph import sample_model
 
@@ -72,7 +73,6 @@ def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="functio
         graphs = _export_graphs(export, staging, amp_layers, amp_mode, op_form, opset, dt, progress)
         files = {p.name: sha256_of(p) for p in sorted(staging.iterdir())}
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
             "model": model_entry(model),
             "patch_nums": list(cfg.patch_nums),
             "amp": {"layers": list(amp_layers), "mode": amp_mode if amp_layers else None,
