@@ -1,3 +1,5 @@
+import json
+from dataclasses import asdict
 from importlib import resources
 
 import pytest
@@ -9,6 +11,7 @@ from hieramp.model.checkpoint import read_state_dict
 from hieramp.model.presets import BUNDLED, DEFAULT_PRESET, resolve_model
 from hieramp.runtime.generator import Generator
 from hieramp.train.data import to_rgb
+from hieramp.train.recipe import Recipe
 from hieramp.train.student import accuracy, predict
 
 MAX_BUNDLE_BYTES = 10 * 2 ** 20
@@ -26,6 +29,13 @@ def test_default_preset_is_the_bundled_digits_model_within_size():
     cfg = model.cfg
     assert (cfg.num_classes, cfg.patch_nums, cfg.cls_token_scales) == (10, (1, 2, 3, 4, 6, 8), tuple(range(6)))
     assert model.source.name == "ar-ckpt-digits.pth"
+
+
+def test_bundled_weights_come_from_the_current_recipe():
+    """Changing the recipe means retraining and re-bundling (`hieramp train`): the record must say so."""
+    record = json.loads(bundled_files()[3].read_text())
+    assert record["recipe"] == json.loads(json.dumps(asdict(Recipe())))
+    assert record["total_wall_s"] <= 15 * 60 and record["threads"] == 2
 
 
 def test_bundled_var_is_a_hieramp_trainer_file_with_class_head():
