@@ -18,16 +18,16 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from ..directory_manifest import MANIFEST
 from ..errors import UserError
-from ..staged_dir import staged_directory
 from ..export.amp_function import OP_NAME
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
 from ..model.checkpoint import sha256_of
 from ..runtime.images import write_atomic
 from ..runtime.loop import SamplingParams
+from ..staged_dir import staged_directory
 from . import trt_import
-from ..directory_manifest import MANIFEST
 from .manifest import EngineManifest, gpu_entry
 from .trt_import import TENSORRT, TensorRT
 

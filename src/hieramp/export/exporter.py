@@ -14,14 +14,14 @@ import onnx
 import torch
 from tqdm import tqdm
 
+from ..directory_manifest import MANIFEST
 from ..errors import UserError
-from ..staged_dir import staged_directory
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.checkpoint import sha256_of
+from ..staged_dir import staged_directory
 from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
 from .graphs import ConditionGraph, DecodeGraph, StepGraph, UpdateGraph
-from ..directory_manifest import MANIFEST
 from .manifest import ExportManifest, model_entry
 from .resize_patch import resize_as_matrices
 from .sample_graph import sample_model
