@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import hashlib
 import json
 
@@ -132,6 +133,7 @@ def test_other_settings_are_refused_and_nothing_is_written(reference, generator,
         (dict(settings=DistillSettings(seed=6, sampling=SETTINGS.sampling, amp=SETTINGS.amp, save_size=16)), "seed"),
         (dict(settings=DistillSettings(seed=5, sampling=SETTINGS.sampling, amp=AmpConfig(layers=(0,)), save_size=16)), "amp"),
         (dict(settings=DistillSettings(seed=5, sampling=SETTINGS.sampling, amp=SETTINGS.amp, save_size=32)), "save_size"),
+        (dict(settings=dataclasses.replace(SETTINGS, png_level=1)), "png_level"),
         (dict(classes=[2, 7]), "classes"),
         (dict(ipc=2), "ipc"),
     ]:
@@ -141,6 +143,20 @@ def test_other_settings_are_refused_and_nothing_is_written(reference, generator,
         assert tree(tmp_path) == before
 
 
+def test_png_level_changes_the_bytes_not_the_pixels(reference, generator, tmp_path):
+    out, _ = reference
+    fast = tmp_path
+    distill(generator, [2, 7, 4], 3, fast, dataclasses.replace(SETTINGS, png_level=0), progress=False)
+    ref_pngs, fast_pngs = pngs(out), pngs(fast)
+    assert ref_pngs.keys() == fast_pngs.keys()
+    for name in ref_pngs:
+        assert fast_pngs[name] != ref_pngs[name] and len(fast_pngs[name]) > len(ref_pngs[name])
+        with Image.open(out / name) as a, Image.open(fast / name) as b:
+            assert a.tobytes() == b.tobytes()
+    assert {json.loads(line)["png_level"] for line in manifest_lines(fast)} == {0}
+    assert {json.loads(line)["png_level"] for line in manifest_lines(out)} == {6}
+
+
 def test_bad_arguments(generator, tmp_path):
     with pytest.raises(UserError, match="out of range"):
         distill(generator, [3, 10], 1, tmp_path, SETTINGS, progress=False)
@@ -148,6 +164,8 @@ def test_bad_arguments(generator, tmp_path):
         distill(generator, [3], 0, tmp_path, SETTINGS, progress=False)
     with pytest.raises(UserError, match="batch size"):
         distill(generator, [3], 1, tmp_path, SETTINGS, batch_size=0, progress=False)
+    with pytest.raises(UserError, match="PNG compression level must be 0-9, got 10"):
+        distill(generator, [3], 1, tmp_path, dataclasses.replace(SETTINGS, png_level=10), progress=False)
     with pytest.raises(UserError, match="write workers"):
         distill(generator, [3], 1, tmp_path, SETTINGS, write_workers=0, progress=False)
     assert list(tmp_path.iterdir()) == []

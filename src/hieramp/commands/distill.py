@@ -10,6 +10,7 @@ from pathlib import Path
 from ..classes import parse_class_spec
 from ..distill import DistillSettings, default_workers, distill, resolve_shard
 from ..errors import UserError
+from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from ..runtime.loop import SamplingParams
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
     generator_from_args, load_model_from_args, output_dir, positive_int
@@ -25,6 +26,9 @@ def add_parser(subparsers):
     g.add_argument("--ipc", type=positive_int, required=True, help="images per class")
     g.add_argument("--out", required=True, help="output directory; rerun the same command on it to resume")
     g.add_argument("--save-size", type=positive_int, default=224, help="side of the saved PNGs in pixels (Lanczos resize)")
+    g.add_argument("--png-level", type=int, choices=PNG_LEVELS, default=DEFAULT_PNG_LEVEL, metavar="0-9",
+                   help="zlib compression of the PNGs: 1 writes several times faster than the default 6, "
+                        "files ~20%% larger; the pixels are the same")
     g.add_argument("--batch-size", type=positive_int, default=8, help="images per batch, classes mixed (does not change the images)")
     g.add_argument("--shard", help="make only shard i of n, written i/n (default: torchrun's RANK/WORLD_SIZE, else all)")
     g.add_argument("--no-overlap", action="store_true",
@@ -50,7 +54,8 @@ def run(args):
     model = load_model_from_args(args)
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
     settings = DistillSettings(seed=args.seed, sampling=SamplingParams(args.cfg, args.top_k, args.top_p),
-                               amp=amp_from_args(args, model.cfg), save_size=args.save_size)
+                               amp=amp_from_args(args, model.cfg), save_size=args.save_size,
+                               png_level=args.png_level)
     generator = generator_from_args(args, model)
     created = not Path(args.out).exists()
     out = output_dir(args.out)

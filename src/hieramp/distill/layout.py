@@ -24,6 +24,7 @@ STALE_ROOT_TEMP_S = 60
 SETTING_FLAGS = {
     "model": "--model/--vae", "backend": "--backend", "artifact": "--export/--engine", "seed": "--seed",
     "sampling": "--cfg/--top-k/--top-p", "amp": "the amplification flags", "save_size": "--save-size",
+    "png_level": "--png-level",
     "classes": "--classes", "ipc": "--ipc",
 }
 

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
+from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from ..runtime.loop import SamplingParams
 from .layout import Layout
 from .manifest import Manifest, finished_jobs, manifest_name
@@ -23,6 +24,7 @@ class DistillSettings:
     sampling: SamplingParams = SamplingParams()
     amp: AmpConfig = AmpConfig()
     save_size: int = 224
+    png_level: int = DEFAULT_PNG_LEVEL         # zlib level: the file bytes, not the pixels
 
 
 @dataclass
@@ -64,6 +66,7 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
         "sampling": dataclasses.asdict(settings.sampling),
         "amp": dataclasses.asdict(plan) if plan is not None else None,
         "save_size": settings.save_size,
+        "png_level": settings.png_level,
     }
 
 
@@ -91,6 +94,8 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
         raise UserError(f"batch size and write workers must be at least 1, got {batch_size} and {write_workers}")
     if settings.save_size < 1:
         raise UserError(f"save size must be at least 1 pixel, got {settings.save_size}")
+    if settings.png_level not in PNG_LEVELS:
+        raise UserError(f"PNG compression level must be 0-9, got {settings.png_level}")
     classes = generator.check_labels(classes)
     all_jobs = plan_jobs(classes, ipc)
     jobs = shard.select(all_jobs)
@@ -109,7 +114,7 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
         start = time.perf_counter()
         with tqdm(total=len(jobs), initial=len(jobs) - len(pending), unit="img", desc=f"distill {shard}",
                   disable=not progress, dynamic_ncols=True) as bar, \
-                ImageWriter(layout, manifest, record, settings.save_size, bar, overlap, write_workers) as writer:
+                ImageWriter(layout, manifest, record, settings, bar, overlap, write_workers) as writer:
             for batch in batches(pending, batch_size):
                 result = generator.run([job.label for job in batch], seed=settings.seed, cfg=settings.sampling.cfg,
                                        top_k=settings.sampling.top_k, top_p=settings.sampling.top_p,

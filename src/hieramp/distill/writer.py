@@ -38,10 +38,11 @@ class ImageWriter:
     """`submit` a batch; with `overlap` it returns at once and a thread writes it (at most
     `max_pending` batches wait, so generation cannot run far ahead of the disk)."""
 
-    def __init__(self, layout, manifest, image_settings: dict, save_size: int, progress, overlap=True, workers=1,
+    def __init__(self, layout, manifest, image_settings: dict, settings, progress, overlap=True, workers=1,
                  max_pending=2):
+        """`image_settings`: what each manifest record carries; `settings`: the DistillSettings (PNG size and level)."""
         self.layout, self.manifest, self.progress = layout, manifest, progress
-        self.image_settings, self.save_size = image_settings, save_size
+        self.image_settings, self.save_size, self.png_level = image_settings, settings.save_size, settings.png_level
         self.counts = Counter()
         self.overlap = overlap
         self._error = None
@@ -107,7 +108,7 @@ class ImageWriter:
             self.progress.write(f"warning: class {job.label} image {job.index} is {status}: not saved, "
                                 f"listed in the manifest with status {status!r}", file=sys.stderr)
             return record
-        data = encode_png(image_3HW, self.save_size)
+        data = encode_png(image_3HW, self.save_size, self.png_level)
         path = self.layout.image_path(job)
         try:
             write_atomic(path, data)
