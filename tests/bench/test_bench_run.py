@@ -82,6 +82,7 @@ def test_plain_model_runs_base_only(tmp_path):
     (["--batch-sizes", "0"], "batch sizes must be positive"),
     (["--iters", "0"], "need --iters >= 1"),
     (["--model", "nosuchpreset"], "unknown model 'nosuchpreset'"),
+    (["--json", "."], "is a directory: give a file name"),
 ])
 def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
     proc = subprocess.run([sys.executable, "-m", "hieramp.cli", "bench", "--model", "tiny", "--plot", str(tmp_path / "p.png"),

@@ -76,6 +76,17 @@ def test_bad_sets_are_user_errors(tmp_path, layout, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_a_json_path_that_cannot_be_written_is_refused_before_training(tmp_path, digits_split, capsys):
+    root = write_set(tmp_path / "set", digits_split[0])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for target, message in [(tmp_path, "is a directory: give a file name"),
+                            (blocker / "eval.json", "cannot create output directory")]:
+        assert main(["evaluate", "--distilled", str(root), "--json", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "accuracy" not in capsys.readouterr().out
+
+
 def test_eval_result_json_and_text():
     result = EvalResult((0.5, 0.7), 20, {0: 10, 1: 10}, 359)
     assert result.to_json()["accuracy_mean"] == pytest.approx(0.6)

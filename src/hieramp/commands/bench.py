@@ -1,12 +1,10 @@
 """`hieramp bench`: seconds per image, images per second and peak memory per backend, batch size
 and variant (base VAR, + class tokens, + amplification), with torch as the reference column."""
-from pathlib import Path
-
 from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
 from ..bench.variants import VARIANTS
 from ..errors import UserError
 from ..runtime.images import write_atomic
-from .common import add_model_options, int_list, output_dir, positive_int
+from .common import add_model_options, int_list, output_file, positive_int
 
 
 def add_parser(subparsers):
@@ -48,9 +46,7 @@ def run(args):
         warmup=args.warmup, iters=args.iters, device=args.device, export_dir=args.export_dir,
         threads=args.threads,
     )
-    outputs = [Path(f) for f in (args.json, args.markdown, args.plot) if f]
-    for path in outputs:                     # refuse unwritable paths before the long run, not after it
-        output_dir(path.parent)
+    outputs = [output_file(f) for f in (args.json, args.markdown, args.plot) if f]   # before the long run
     report = run_bench(settings)
     table = markdown(report)
     print(table)

@@ -125,3 +125,13 @@ def output_dir(path) -> Path:
     if not os.access(out, os.W_OK):
         raise UserError(f"output directory {out} is not writable; choose a writable path")
     return out
+
+
+def output_file(path) -> Path:
+    """Check an output file's place before the work that fills it: its directory is created and
+    writable, and the path is not a directory."""
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{out} is a directory: give a file name")
+    output_dir(out.parent)
+    return out

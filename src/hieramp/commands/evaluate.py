@@ -4,7 +4,7 @@ import json
 
 from ..runtime.images import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import positive_int
+from .common import output_file, positive_int
 
 
 def add_parser(subparsers):
@@ -17,6 +17,8 @@ def add_parser(subparsers):
 
 
 def run(args):
+    if args.json:
+        output_file(args.json)                       # before the students train, not after
     result = evaluate_distilled(args.distilled, args.seeds, progress=True)
     print(result)
     if args.json:
