@@ -86,6 +86,9 @@ def test_imagenet_100_is_the_cmc_subset_in_imagefolder_order():
 def test_folder_name_and_mapping():
     assert folder_name(207, 1000) == "n02099601"
     assert folder_name(7, 10) == "7"
+    assert [folder_name(i, 100) for i in (2, 10, 99)] == ["02", "10", "99"]
+    names = [folder_name(i, 500) for i in range(500)]
+    assert sorted(names) == names and names[7] == "007"          # ImageFolder's order is the class order
     assert class_mapping([0, 207], 1000) == [
         {"index": 0, "wnid": "n01440764", "name": "tench"},
         {"index": 207, "wnid": "n02099601", "name": "golden retriever"},

@@ -131,11 +131,12 @@ def parse_class_spec(spec: str, num_classes: int = IMAGENET_NUM_CLASSES) -> list
 
 
 def folder_name(index: int, num_classes: int) -> str:
-    """The folder a class's images go in: its wnid for ImageNet-1k, else its index."""
+    """The folder a class's images go in: its wnid for ImageNet-1k, else its index, zero-padded to
+    the width of the largest index so that ImageFolder's name order is the class order."""
     if num_classes == IMAGENET_NUM_CLASSES:
         return wnid_of(index)
     _check_index(index, num_classes)
-    return str(index)
+    return str(index).zfill(len(str(num_classes - 1)))
 
 
 def class_mapping(indices: list[int], num_classes: int) -> list[dict]:
