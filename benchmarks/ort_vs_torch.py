@@ -151,7 +151,7 @@ def markdown(args, iters, results, steps, load_before, load_after, machine, cfg)
              f"Machine: {machine['cpu']} ({machine['cpu_cores']} cores), {machine['memory_gb']} GB; torch "
              f"{machine['versions'].get('torch')} ({machine['torch_threads']} threads), onnxruntime "
              f"{machine['versions'].get('onnxruntime')} (intra-op threads: {args.threads or 'default'}); {machine['date']}.",
-             f"1-minute load average before / after: {load_before} / {load_after} (other jobs shared the machine).",
+             f"1-minute load average before / after: {load_before} / {load_after}.",
              f"Depth {cfg.depth}, width {cfg.embed_dim}, {cfg.num_scales} scales, {cfg.vae.image_size} px; "
              f"amplification at block {default_amp_layers(cfg.depth)[0]}. Timed runs per cell (batch: runs): "
              f"{iters}, after one warm-up run per generator at batch 1; arms interleaved.", "",
