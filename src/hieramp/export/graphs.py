@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.sampling import guide
-from ..model.var import cached_attention
+from ..model.var import block_attention
 from .amp_node import amp_attention
 
 
@@ -96,12 +96,8 @@ class StepGraph(nn.Module):
         return (guide(self.var.logits(x[:, :n], head_mod), cfg_t), *new_kv)
 
     def _attend(self, layer, cache_k, cache_v, past_len, n, beta, rho, new_kv):
-        if layer in self.amp_layers:
-            attention = amp_attention(beta, rho, self.amp_mode)
-        elif self.cls_table is not None:
-            attention = restricted_attention
-        else:
-            attention = cached_attention
+        amplified = amp_attention(beta, rho, self.amp_mode) if self.amp_layers else None
+        attention = block_attention(layer, self.cls_table is not None, amplified, self.amp_layers, restricted_attention)
 
         def attend(q, k, v, scale):
             new_kv.extend((k[:, :, :n], v[:, :, :n]))                                 # spatial keys only

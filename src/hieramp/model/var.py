@@ -115,6 +115,15 @@ def cached_attention(q, k, v, scale):
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
+def block_attention(layer: int, with_cls: bool, amp_attention: Optional[Callable], amp_layers,
+                    restricted: Callable = scale_restricted_attention) -> Callable:
+    """The attention block `layer` runs at a scale: the amplified op at the amplified blocks, the
+    scale-restricted attention where the scale carries a class token, plain cached attention otherwise."""
+    if amp_attention is not None and layer in amp_layers:
+        return amp_attention
+    return restricted if with_cls else cached_attention
+
+
 @dataclass
 class Conditioning:
     """Everything that depends only on the labels, computed once per batch (DESIGN: speed principles)."""
@@ -208,12 +217,7 @@ class VAR(nn.Module):
             x_BnC = torch.cat((x_BnC, cls), dim=1)
         P = self.cfg.scale_offsets[si]
         for layer, block in enumerate(self.blocks):
-            if amp_attention is not None and layer in amp_layers:
-                attention = amp_attention
-            elif with_cls:
-                attention = scale_restricted_attention
-            else:
-                attention = cached_attention
+            attention = block_attention(layer, with_cls, amp_attention, amp_layers)
             x_BnC = block(x_BnC, cond.block_mods[layer], cache.attend(layer, P, attention))
         return self.logits(x_BnC[:, :n], cond.head_mod)
 
