@@ -5,12 +5,9 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
 def test_the_wheel_carries_every_bundled_data_file(tmp_path):
     """A non-editable install must have the default model, the class lists and the held-out digits."""
     tree = tmp_path / "tree"                                  # setuptools builds in the tree: use a copy
@@ -22,6 +19,6 @@ def test_the_wheel_carries_every_bundled_data_file(tmp_path):
     (wheel,) = tmp_path.glob("hieramp-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         packaged = {name for name in zf.namelist() if name.startswith("hieramp/data/")}
-    data = resources.files("hieramp").joinpath("data")
-    bundled = {f"hieramp/data/{p.relative_to(Path(str(data))).as_posix()}" for p in Path(str(data)).rglob("*") if p.is_file()}
+    data = Path(str(resources.files("hieramp") / "data"))
+    bundled = {f"hieramp/data/{p.relative_to(data).as_posix()}" for p in data.rglob("*") if p.is_file()}
     assert bundled and packaged == bundled
