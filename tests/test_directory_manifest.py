@@ -25,3 +25,18 @@ def test_written_manifests_read_back_and_bad_ones_name_the_fix(tmp_path, cls, co
         cls.read(tmp_path)
     with pytest.raises(UserError, match=f"{cls.WHAT} .*nowhere does not exist: make one with `{command}"):
         cls.read(tmp_path / "nowhere")
+
+
+def test_build_and_export_never_replace_the_other_kind_of_directory(tiny_model, tmp_path):
+    from hieramp.engine import build_engines
+    from hieramp.export.exporter import export_model
+    export = export_model(tiny_model, tmp_path / "export", max_batch=1, progress=False)
+    before = sorted(p.name for p in export.directory.iterdir())
+    with pytest.raises(UserError, match="exists and is not an engine directory"):
+        build_engines(export.directory, export.directory, flavour="tensorrt-rtx", progress=False)
+    assert sorted(p.name for p in export.directory.iterdir()) == before
+    engines = tmp_path / "engines"
+    EngineManifest.write(engines.mkdir() or engines, {"files": {}})
+    with pytest.raises(UserError, match="exists and is not an export directory"):
+        export_model(tiny_model, engines, max_batch=1, progress=False)
+    assert EngineManifest.describes(engines) and not ExportManifest.describes(engines)

@@ -31,6 +31,14 @@ class DirectoryManifest:
         return cls(directory, data, text)
 
     @classmethod
+    def describes(cls, directory) -> bool:
+        """Whether `directory` holds a manifest of this kind (an earlier one that may be replaced)."""
+        try:
+            return json.loads((Path(directory) / MANIFEST).read_text()).get("format") == cls.FORMAT
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return False
+
+    @classmethod
     def read(cls, directory):
         directory = Path(directory)
         path = directory / MANIFEST

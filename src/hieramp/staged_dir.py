@@ -5,16 +5,17 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError
 
 
 @contextmanager
-def staged_directory(out, what: str, marker: str):
+def staged_directory(out, what: str, is_earlier: Callable[[Path], bool]):
     """Yields an empty staging directory; on success it replaces `out` (an earlier `what` there,
-    recognised by its `marker` file, goes only after the new one is in place)."""
+    recognised by `is_earlier(out)`, goes only after the new one is in place)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / marker).is_file())):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_earlier(out))):
         raise UserError(f"{out} exists and is not {what}: choose a new --out or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))

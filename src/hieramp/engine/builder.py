@@ -18,7 +18,6 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from ..directory_manifest import MANIFEST
 from ..errors import UserError
 from ..export.amp_function import OP_NAME
 from ..export.manifest import ExportManifest
@@ -94,7 +93,7 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
     gpu = gpu_entry(tensorrt)
     plugin = _plugin_override(tensorrt, export)
     started = time.monotonic()
-    with staged_directory(out, "an engine directory", MANIFEST) as staging:
+    with staged_directory(out, "an engine directory", EngineManifest.describes) as staging:
         builder = _Builder(tensorrt, export, precision, flag, batch_sizes, timing_cache, plugin)
         engines, profiles, amp_op = builder.build_all(staging, progress)
         manifest = {

@@ -14,7 +14,6 @@ import onnx
 import torch
 from tqdm import tqdm
 
-from ..directory_manifest import MANIFEST
 from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.checkpoint import sha256_of
@@ -69,7 +68,7 @@ def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="functio
     export = model if dt == torch.float32 and next(model.parameters()).device.type == "cpu" else \
         copy.deepcopy(model).to("cpu", dt)
     export.eval()
-    with staged_directory(out, "an export directory", MANIFEST) as staging:
+    with staged_directory(out, "an export directory", ExportManifest.describes) as staging:
         graphs = _export_graphs(export, staging, amp_layers, amp_mode, op_form, opset, dt, progress)
         files = {p.name: sha256_of(p) for p in sorted(staging.iterdir())}
         manifest = {
