@@ -4,8 +4,9 @@ For each images-per-class count and each distillation seed, the bundled `default
 distils one set per amplification strength beta (mode logit, rho 0.5, the CLI's default block and
 scales; beta 5 is the paper's and the CLI's default) and one without amplification, all with the
 same seed, so the sets differ only by amplification; `evaluate_images` trains --students CNN
-students on each and tests them on the held-out real digits. Real training digits picked at random (same counts) are the baseline.
-Mean and standard deviation are over every student of every distillation seed.
+students on each and tests them on the held-out real digits. Real training digits picked at
+random (same counts) are the baseline. Mean and standard deviation are over every student of
+every distillation seed.
 
     .venv/bin/python benchmarks/digits_accuracy.py --out benchmarks/results/digits-accuracy.md
 """
@@ -25,6 +26,7 @@ from hieramp.model.presets import resolve_model
 from hieramp.runtime.generator import Generator
 from hieramp.train.data import IMAGE_SIZE, NUM_CLASSES, load_digits_split, to_rgb
 from hieramp.train.evaluate import evaluate_images, read_image_folder
+
 
 def distilled_accuracies(generator, amp, ipc, seed, students, scratch) -> list:
     out = Path(tempfile.mkdtemp(dir=scratch))
