@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# torch==2.13.0 first, so a CPU machine takes the CPU build instead of a multi-GB CUDA one.
-$(STAMP): pyproject.toml
+# The torch/torchvision pair first, from constraints.txt, which every later install keeps.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,tensorrt-rtx]'
+	$(PY) -m pip install -q -c constraints.txt torch torchvision
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,tensorrt-rtx]'
 	touch $(STAMP)
 
 demo: setup
