@@ -1,4 +1,5 @@
 """Loading the official checkpoint files as they are, with the configuration read from the keys."""
+import argparse
 import hashlib
 import pickle
 import re
@@ -26,12 +27,14 @@ def sha256_of(path: Path) -> str:
 
 
 def read_state_dict(path, trust_checkpoint=False) -> dict:
-    """The weights of a plain state-dict file, or of a HierAmp fine-tune (trainer -> var_wo_ddp)."""
+    """The weights of a plain state-dict file, of a HierAmp fine-tune (trainer -> var_wo_ddp), or
+    of a checkpoint of DiT's training script (its `ema` weights; its `args` namespace is plain data)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}; check the path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
     except pickle.UnpicklingError as err:
         if trust_checkpoint:
             raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
@@ -41,8 +44,10 @@ def read_state_dict(path, trust_checkpoint=False) -> dict:
         raise UserError(f"cannot read checkpoint {path} ({str(err).splitlines()[0]}): is it a complete .pth file?") from None
     if isinstance(obj, dict) and isinstance(obj.get("trainer"), dict) and "var_wo_ddp" in obj["trainer"]:
         obj = obj["trainer"]["var_wo_ddp"]
+    elif isinstance(obj, dict) and isinstance(obj.get("ema"), dict):
+        obj = obj["ema"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"{path} is not a state dict of tensors nor a HierAmp trainer checkpoint")
+        raise UserError(f"{path} is not a state dict of tensors, a HierAmp trainer checkpoint nor a DiT training checkpoint")
     return obj
 
 

@@ -1,0 +1,64 @@
+"""DiT step backends: torch (the reference) and onnxruntime (runs the exported step graph). Both
+implement begin(plan), put(tensor) and step(x, t, y, cfg, mask, beta, want_mass)."""
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from ..errors import UserError
+from .amp import gain
+from .export import DiTExportManifest, STEP_GRAPH
+from .step import guided_step
+
+
+class TorchStep:
+    def __init__(self, model, device="cpu"):
+        self.device = torch.device(device)
+        self.dit = model.dit.to(self.device)
+        self.layers = ()
+
+    def begin(self, plan):
+        self.layers = plan.layers if plan is not None else ()
+
+    def put(self, tensor):
+        return tensor.to(self.device)
+
+    @torch.no_grad()
+    def step(self, x, t, y, cfg, mask, beta, want_mass):
+        g = None if mask is None else gain(mask, beta)
+        return guided_step(self.dit, x, t, y, cfg, g, self.layers, self.layers if want_mass else ())
+
+
+class OrtStep:
+    """The step graph on ONNX Runtime's CPU provider; the export must come from this model."""
+
+    def __init__(self, model, device="cpu", export_dir=None):
+        if export_dir is None:
+            raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")
+        if torch.device(device).type != "cpu":
+            raise UserError("the DiT onnxruntime backend runs on the CPU: pass --device cpu")
+        self.manifest = DiTExportManifest.read(export_dir)
+        self.manifest.check_model(model)
+        self.manifest.verify_files()
+        options = ort.SessionOptions()
+        try:
+            self.session = ort.InferenceSession(str(self.manifest.directory / STEP_GRAPH), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own types for bad protobufs and graphs
+            raise UserError(f"cannot load {STEP_GRAPH} of {export_dir} ({str(err).splitlines()[0]}): re-run `hieramp export`") from None
+        self.num_tokens = model.cfg.num_tokens
+
+    def begin(self, plan):
+        if plan is not None and tuple(plan.layers) != self.manifest.amp_layers:
+            exported = ",".join(map(str, self.manifest.amp_layers))
+            raise UserError(f"export {self.manifest.directory} amplifies blocks {list(self.manifest.amp_layers)}, this run "
+                            f"asks for {list(plan.layers)}: pass --amp-layers {exported} or re-export with the blocks you want")
+
+    def put(self, tensor):
+        return tensor.cpu()
+
+    def step(self, x, t, y, cfg, mask, beta, want_mass):
+        if mask is None:
+            mask = torch.zeros(x.shape[0], self.num_tokens)
+        feeds = {"x": x.float().numpy(), "t": t.numpy(), "y": y.numpy(), "cfg": np.array(cfg, np.float32),
+                 "mask": mask.float().numpy(), "beta": np.array(beta, np.float32)}
+        guided, saliency, mass = (torch.from_numpy(a) for a in self.session.run(None, feeds))
+        return guided, saliency, mass

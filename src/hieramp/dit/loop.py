@@ -1,0 +1,50 @@
+"""The denoising loop every DiT backend runs: per step, the mask from the plan, one guided step
+on the backend, the sampler's update on the host side of the loop; then the VAE decodes."""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..model.sampling import image_generator
+from .amp import object_mask
+from .diffusion import Sampler
+
+
+def latent_noise(seed: int, label: int, index: int, steps: int, shape_CHW) -> torch.Tensor:
+    """(steps + 1, C, H, W) standard normal noise of one image: the initial latent, then one draw
+    per step (DDPM). It depends on (seed, class, index) only, as VAR's token noise does."""
+    return torch.randn((steps + 1, *shape_CHW), generator=image_generator(seed, label, index))
+
+
+def batch_latent_noise(seed, labels, indices, steps, shape_CHW) -> torch.Tensor:
+    """(B, steps + 1, C, H, W) on the CPU; an image's noise ignores its batch neighbours."""
+    return torch.stack([latent_noise(seed, int(c), int(i), steps, shape_CHW) for c, i in zip(labels, indices)])
+
+
+@dataclass
+class DiTResult:
+    images: torch.Tensor            # (B, 3, H, W) float32 in [0, 1], CPU
+    latents: torch.Tensor           # (B, C, h, w) final latents, CPU
+    masks: Optional[list] = None    # per step: (B, N) float M, or None where the step was not amplified
+
+
+def denoise(backend, vae_decode, sampler: Sampler, labels_B, noise, cfg: float, plan, file_saliency=None,
+            return_masks=False) -> DiTResult:
+    backend.begin(plan)
+    noise = backend.put(noise)
+    y = backend.put(labels_B)
+    x = noise[:, 0]
+    B = x.shape[0]
+    want_mass = plan is not None and plan.source == "attention"
+    previous, masks = None, []
+    for i in range(sampler.steps):
+        t = torch.full((B,), sampler.timestep(i), dtype=torch.int64, device=y.device)
+        mask = None
+        if plan is not None and plan.active(i):
+            saliency = backend.put(file_saliency) if plan.source == "file" else previous
+            mask = object_mask(saliency, plan.rho)
+        guided, cfg_diff, mass = backend.step(x, t, y, cfg, mask, plan.beta if mask is not None else 1.0, want_mass)
+        previous = mass if want_mass else cfg_diff
+        x = sampler.update(i, x, guided, noise[:, i + 1] if sampler.uses_noise else None)
+        masks.append(None if mask is None else mask.cpu())
+    return DiTResult(images=vae_decode(x).cpu(), latents=x.cpu(), masks=masks if return_masks else None)
