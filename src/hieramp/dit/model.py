@@ -83,11 +83,11 @@ class Attention(nn.Module):
         B, N, D = x_BND.shape
         H = self.num_heads
         q, k, v = self.qkv(x_BND).reshape(B, N, 3, H, D // H).permute(2, 0, 3, 1, 4)   # each (B, H, N, D/H)
-        if want_mass:
+        out = F.scaled_dot_product_attention(q, k, v)
+        mass = None
+        if want_mass:   # the weights again, beside the fused kernel, so the output does not depend on want_mass
             weights = torch.softmax((q @ k.transpose(-1, -2)) * (D // H) ** -0.5, dim=-1)  # (B, H, N, N)
-            out, mass = weights @ v, weights.sum(dim=2).mean(dim=1)
-        else:
-            out, mass = F.scaled_dot_product_attention(q, k, v), None
+            mass = weights.sum(dim=2).mean(dim=1)
         return self.proj(out.transpose(1, 2).reshape(B, N, D)), mass
 
 
