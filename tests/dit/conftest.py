@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hieramp.dit.bundle import random_dit_model
+from hieramp.model.dit.presets import random_dit_model
 
 
 @pytest.fixture(scope="session")

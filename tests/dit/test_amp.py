@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from hieramp.dit.amp import DiTAmpConfig, object_mask
-from hieramp.dit.generator import DiTGenerator
-from hieramp.dit.loop import batch_latent_noise
+from hieramp.model.dit.amp import DiTAmpConfig, object_mask
+from hieramp.runtime.dit.generator import DiTGenerator
+from hieramp.runtime.dit.loop import batch_latent_noise
 from hieramp.errors import UserError
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from hieramp.dit.amp import DiTAmpConfig
-from hieramp.dit.diffusion import Sampler, Schedule, linear_betas, spaced_timesteps
-from hieramp.dit.generator import DiTGenerator
+from hieramp.model.dit.amp import DiTAmpConfig
+from hieramp.model.dit.diffusion import Sampler, Schedule, linear_betas, spaced_timesteps
+from hieramp.runtime.dit.generator import DiTGenerator
 from hieramp.errors import UserError
 
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from hieramp.dit.amp import DiTAmpConfig
-from hieramp.dit.backends import OrtStep, TorchStep
-from hieramp.dit.bundle import random_dit_model
-from hieramp.dit.export import export_dit
-from hieramp.dit.generator import DiTGenerator
+from hieramp.model.dit.amp import DiTAmpConfig
+from hieramp.runtime.dit.backends import OrtStep, TorchStep
+from hieramp.model.dit.presets import random_dit_model
+from hieramp.export.dit import export_dit
+from hieramp.runtime.dit.generator import DiTGenerator
 from hieramp.errors import UserError
 
 

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from hieramp.dit import DiT, DiTConfig, load_dit
-from hieramp.dit.config import dit_xl_2
+from hieramp.model.dit.config import dit_xl_2
 from hieramp.errors import UserError
 
 
 def reference_forward(sd, cfg: DiTConfig, x, t, y):
-    """DiT's forward written out on the raw state dict, independently of hieramp.dit.model."""
+    """DiT's forward written out on the raw state dict, independently of hieramp.model.dit.transformer."""
     p, D, H = cfg.patch_size, cfg.hidden_size, cfg.num_heads
     B, C, side, _ = x.shape
     g = side // p

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hieramp.dit.vae import decode, load_vae
+from hieramp.model.dit.vae import decode, load_vae
 from hieramp.errors import UserError
 
 

@@ -1,6 +1,7 @@
-"""DiT + HierAmp: the paper's backbone-agnostic extension (appendix B)."""
-from .checkpoint import load_dit
-from .config import DiTConfig
-from .model import DiT
+"""DiT + HierAmp, the public API: `load_dit(path)`, models, generation and export."""
+from ..export.dit import export_dit
+from ..model.dit import DiT, DiTAmpConfig, DiTConfig, DiTModel, load_dit, load_dit_model, random_dit_model
+from ..runtime.dit import DiTGenerator, DiTResult
 
-__all__ = ["DiT", "DiTConfig", "load_dit"]
+__all__ = ["DiT", "DiTAmpConfig", "DiTConfig", "DiTGenerator", "DiTModel", "DiTResult", "export_dit", "load_dit",
+           "load_dit_model", "random_dit_model"]

@@ -5,9 +5,9 @@ from typing import Optional
 
 import torch
 
-from ..model.sampling import image_generator
-from .amp import object_mask
-from .diffusion import Sampler
+from ...model.dit.amp import object_mask
+from ...model.dit.diffusion import Sampler
+from ...model.sampling import image_generator
 
 
 def latent_noise(seed: int, label: int, index: int, steps: int, shape_CHW) -> torch.Tensor:

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import UserError
-from ..model.amp_config import default_amp_layers
-from ..model.amp_op import topk_indicator
+from ...errors import UserError
+from ..amp_config import default_amp_layers
+from ..amp_op import topk_indicator
 from .config import DiTConfig
 
 MASK_SOURCES = ("cfg-diff", "attention", "file:DIR")

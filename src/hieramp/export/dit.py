@@ -9,18 +9,32 @@ VAE stay in torch: they are a few elementwise operations per step and one decode
 import importlib.metadata
 
 import torch
+from torch import nn
 
 from ..errors import UserError
-from ..export import onnx_files
-from ..export.exporter import DEFAULT_OPSET, OPSETS, TRACE_BATCH, _trace
-from ..export.graphs import GraphSpec, TensorSpec
-from ..export.manifest import ExportManifest, model_entry
 from ..model.amp_config import default_amp_layers
 from ..model.checkpoint import sha256_of
+from ..model.dit.amp import gain
+from ..model.dit.step import guided_step
 from ..staged_dir import staged_directory
-from .step import StepGraph
+from . import onnx_files
+from .exporter import DEFAULT_OPSET, OPSETS, TRACE_BATCH, _trace
+from .graphs import GraphSpec, TensorSpec
+from .manifest import ExportManifest, model_entry
 
 STEP_GRAPH = "dit_step.onnx"
+
+
+class StepGraph(nn.Module):
+    """The exported step: every input explicit, the amplification always in the graph (beta = 1 is
+    exactly no amplification, since x * 1 == x)."""
+
+    def __init__(self, dit, amp_layers):
+        super().__init__()
+        self.dit, self.amp_layers = dit, tuple(amp_layers)
+
+    def forward(self, x, t, y, cfg, mask, beta):
+        return guided_step(self.dit, x, t, y, cfg, gain(mask, beta), self.amp_layers, self.amp_layers)
 
 
 class DiTExportManifest(ExportManifest):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ...errors import UserError
 
 TRAIN_STEPS = 1000
 SAMPLERS = ("ddpm", "ddim")

@@ -3,10 +3,10 @@ import re
 
 import torch
 
-from ..errors import UserError
-from ..model.checkpoint import load_weights, read_state_dict
+from ...errors import UserError
+from ..checkpoint import load_weights, read_state_dict
 from .config import OFFICIAL_HEADS, DiTConfig
-from .model import DiT
+from .transformer import DiT
 
 DIT_MARKER = "x_embedder.proj.weight"
 VAR_MARKER = "word_embed.weight"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ...errors import UserError
 from .config import LATENT_SCALE
 
 # The architecture of sd-vae-ft-mse / -ema, for --random-init benchmarks.

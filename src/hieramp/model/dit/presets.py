@@ -5,12 +5,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..model.bundle import ModelSource
-from ..model.checkpoint import sha256_of
+from ...errors import UserError
+from ..bundle import ModelSource
+from ..checkpoint import sha256_of
 from .checkpoint import load_dit
 from .config import dit_xl_2, tiny_dit
-from .model import DiT
+from .transformer import DiT
 from .vae import SD_VAE, TINY_VAE, downsample, load_vae, random_vae
 
 OFFICIAL_DIT_FILE = "DiT-XL-2-256x256.pt"

@@ -1,13 +1,13 @@
 """DiTGenerator: DiT images per label on a backend, noise from (seed, class, index)."""
 import torch
 
-from ..errors import UserError
-from ..runtime.generator import default_indices
-from .amp import DiTAmpConfig, file_saliency
+from ...errors import UserError
+from ...model.dit.amp import DiTAmpConfig, file_saliency
+from ...model.dit.diffusion import Sampler
+from ...model.dit.vae import decode
+from ..generator import default_indices
 from .backends import OrtStep, TorchStep
-from .diffusion import Sampler
 from .loop import batch_latent_noise, denoise
-from .vae import decode
 
 BACKENDS = {"torch": TorchStep, "onnxruntime": OrtStep}
 

@@ -1,12 +1,11 @@
 """One guided denoiser step: the conditional and unconditional halves in one batch, guidance on
 the first three latent channels as DiT's official sampler does, and the saliency the next step's
-mask reads (cfg-diff and attention mass). The torch backend runs it eagerly; the export traces
+mask reads (cfg-diff and attention mass). The torch backend runs it eagerly; `export.dit` traces
 it into one ONNX graph with the mask M and beta as inputs."""
 import torch
-from torch import nn
 
-from .amp import cfg_diff_saliency, gain
-from .model import DiT
+from .amp import cfg_diff_saliency
+from .transformer import DiT
 
 GUIDED_CHANNELS = 3      # the official sampler guides channels 0-2 and takes the rest from the conditional half
 
@@ -26,15 +25,3 @@ def guided_step(dit: DiT, x_BCHW, t_B, y_B, cfg, gain_BN1=None, gain_layers=(), 
     guided = torch.cat([uncond[:, :g] + cfg * (cond[:, :g] - uncond[:, :g]), cond[:, g:]], dim=1)
     saliency = cfg_diff_saliency(cond[:, :C], uncond[:, :C], dit.cfg.patch_size)
     return guided, saliency, None if mass is None else mass[:B]
-
-
-class StepGraph(nn.Module):
-    """The exported step: every input explicit, the amplification always in the graph (beta = 1 is
-    exactly no amplification, since x * 1 == x)."""
-
-    def __init__(self, dit: DiT, amp_layers):
-        super().__init__()
-        self.dit, self.amp_layers = dit, tuple(amp_layers)
-
-    def forward(self, x, t, y, cfg, mask, beta):
-        return guided_step(self.dit, x, t, y, cfg, gain(mask, beta), self.amp_layers, self.amp_layers)

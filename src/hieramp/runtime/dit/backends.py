@@ -4,10 +4,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from ..errors import UserError
-from .amp import gain
-from .export import DiTExportManifest, STEP_GRAPH
-from .step import guided_step
+from ...errors import UserError
+from ...export.dit import STEP_GRAPH, DiTExportManifest
+from ...model.dit.amp import gain
+from ...model.dit.step import guided_step
 
 
 class TorchStep:
@@ -31,7 +31,7 @@ class TorchStep:
 class OrtStep:
     """The step graph on ONNX Runtime's CPU provider; the export must come from this model."""
 
-    def __init__(self, model, device="cpu", export_dir=None):
+    def __init__(self, model, device="cpu", export_dir=None, threads=None):
         if export_dir is None:
             raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")
         if torch.device(device).type != "cpu":
@@ -40,6 +40,8 @@ class OrtStep:
         self.manifest.check_model(model)
         self.manifest.verify_files()
         options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(self.manifest.directory / STEP_GRAPH), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own types for bad protobufs and graphs
