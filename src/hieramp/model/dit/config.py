@@ -4,7 +4,6 @@ from dataclasses import dataclass
 # Heads of the official sizes, keyed by hidden size: S 384 -> 6, B 768 -> 12, L 1024 -> 16, XL 1152 -> 16.
 OFFICIAL_HEADS = {384: 6, 768: 12, 1024: 16, 1152: 16}
 LATENT_SCALE = 0.18215      # SD VAE latents are multiplied by this before DiT sees them
-VAE_DOWNSAMPLE = 8          # SD VAE: one latent pixel per 8x8 image pixels
 
 
 @dataclass(frozen=True)
