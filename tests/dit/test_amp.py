@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from hieramp.model.dit.amp import DiTAmpConfig, object_mask
+from hieramp.model.dit.diffusion import DiTSampling
 from hieramp.runtime.dit.generator import DiTGenerator
 from hieramp.runtime.dit.loop import batch_latent_noise
 from hieramp.errors import UserError
@@ -25,10 +26,10 @@ def test_mask_has_exactly_k_ones_ties_to_the_lower_index(rho):
 
 def test_beta_one_gives_the_images_of_no_amplification(tiny_dit_model):
     gen = DiTGenerator(tiny_dit_model)
-    plain = gen.run([0, 5], seed=1, steps=4, amp=None)
+    plain = gen.run([0, 5], seed=1, sampling=DiTSampling(steps=4), amp=None)
     for source in ("cfg-diff", "attention"):
-        assert torch.equal(gen.run([0, 5], seed=1, steps=4, amp=DiTAmpConfig(beta=1.0, mask=source)).images, plain.images)
-    assert not torch.equal(gen.run([0, 5], seed=1, steps=4, amp=DiTAmpConfig(beta=5.0)).images, plain.images)
+        assert torch.equal(gen.run([0, 5], seed=1, sampling=DiTSampling(steps=4), amp=DiTAmpConfig(beta=1.0, mask=source)).images, plain.images)
+    assert not torch.equal(gen.run([0, 5], seed=1, sampling=DiTSampling(steps=4), amp=DiTAmpConfig(beta=5.0)).images, plain.images)
 
 
 def test_gain_reaches_only_the_chosen_blocks_and_steps(tiny_dit_model):
@@ -36,7 +37,7 @@ def test_gain_reaches_only_the_chosen_blocks_and_steps(tiny_dit_model):
     hooks = [block.register_forward_pre_hook(lambda mod, args, i=i: calls.append((i, args[2])))
              for i, block in enumerate(tiny_dit_model.dit.blocks)]
     try:
-        result = DiTGenerator(tiny_dit_model).run([2, 7], seed=0, steps=5, return_masks=True,
+        result = DiTGenerator(tiny_dit_model).run([2, 7], seed=0, sampling=DiTSampling(steps=5), return_masks=True,
                                                   amp=DiTAmpConfig(beta=3.0, rho=0.25, layers=(1,), steps=(2, 4)))
     finally:
         for h in hooks:
@@ -61,15 +62,15 @@ def test_file_masks_select_the_object(tmp_path, tiny_dit_model):
     (tmp_path / "3").mkdir()
     Image.fromarray(big).save(tmp_path / "3" / "0.png")
     Image.fromarray(small).save(tmp_path / "3" / "1.png")
-    result = DiTGenerator(model).run([3, 3], steps=3, return_masks=True,
+    result = DiTGenerator(model).run([3, 3], sampling=DiTSampling(steps=3), return_masks=True,
                                      amp=DiTAmpConfig(rho=0.25, mask=f"file:{tmp_path}", steps=(0, 1, 2)))
     assert result.masks[0][0].nonzero().flatten().tolist() == [2, 3, 6, 7]
     assert result.masks[0][1].nonzero().flatten().tolist() == [12, 13, 14, 15]
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "3" / "2.png")
     with pytest.raises(UserError, match=r"mask .*2\.png is 10x10: masks must be 16x16 \(the image\) or 4x4"):
-        DiTGenerator(model).run([3], indices=[2], steps=2, amp=DiTAmpConfig(mask=f"file:{tmp_path}"))
+        DiTGenerator(model).run([3], indices=[2], sampling=DiTSampling(steps=2), amp=DiTAmpConfig(mask=f"file:{tmp_path}"))
     with pytest.raises(UserError, match=r"mask .*3\.png is missing"):
-        DiTGenerator(model).run([3], indices=[3], steps=2, amp=DiTAmpConfig(mask=f"file:{tmp_path}"))
+        DiTGenerator(model).run([3], indices=[3], sampling=DiTSampling(steps=2), amp=DiTAmpConfig(mask=f"file:{tmp_path}"))
 
 
 @pytest.mark.parametrize("amp, message", [
@@ -82,7 +83,7 @@ def test_file_masks_select_the_object(tmp_path, tiny_dit_model):
 ])
 def test_bad_amplification_settings(tiny_dit_model, amp, message):
     with pytest.raises(UserError, match=message):
-        DiTGenerator(tiny_dit_model).run([0], steps=4, amp=amp)
+        DiTGenerator(tiny_dit_model).run([0], sampling=DiTSampling(steps=4), amp=amp)
 
 
 def test_images_do_not_depend_on_the_batch(tiny_dit_model):
@@ -91,6 +92,6 @@ def test_images_do_not_depend_on_the_batch(tiny_dit_model):
     batched = batch_latent_noise(7, [1, 3, 3], [0, 1, 2], 5, shape)
     assert torch.equal(alone[0], batched[2])
     gen = DiTGenerator(tiny_dit_model)
-    one = gen.run([3], seed=7, steps=5, indices=[1], amp=DiTAmpConfig(mask="attention"))   # [1, 3, 3]: indices 0, 0, 1
-    three = gen.run([1, 3, 3], seed=7, steps=5, amp=DiTAmpConfig(mask="attention"))
+    one = gen.run([3], seed=7, sampling=DiTSampling(steps=5), indices=[1], amp=DiTAmpConfig(mask="attention"))   # [1, 3, 3]: indices 0, 0, 1
+    three = gen.run([1, 3, 3], seed=7, sampling=DiTSampling(steps=5), amp=DiTAmpConfig(mask="attention"))
     torch.testing.assert_close(one.images[0], three.images[2], atol=1e-5, rtol=0)

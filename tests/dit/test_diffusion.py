@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hieramp.model.dit.amp import DiTAmpConfig
-from hieramp.model.dit.diffusion import Sampler, Schedule, linear_betas, spaced_timesteps
+from hieramp.model.dit.diffusion import DiTSampling, Sampler, Schedule, linear_betas, spaced_timesteps
 from hieramp.runtime.dit.generator import DiTGenerator
 from hieramp.errors import UserError
 
@@ -47,9 +47,9 @@ def test_ddim_last_step_returns_the_x0_prediction():
 
 def test_ddim_reproduces(tiny_dit_model):
     gen = DiTGenerator(tiny_dit_model)
-    runs = [gen.run([1, 4], seed=3, steps=4, sampler="ddim", amp=DiTAmpConfig(mask="attention")) for _ in range(2)]
+    runs = [gen.run([1, 4], seed=3, sampling=DiTSampling(steps=4, sampler="ddim"), amp=DiTAmpConfig(mask="attention")) for _ in range(2)]
     assert torch.equal(runs[0].images, runs[1].images)
-    ddpm = gen.run([1, 4], seed=3, steps=4, sampler="ddpm", amp=DiTAmpConfig(mask="attention"))
+    ddpm = gen.run([1, 4], seed=3, sampling=DiTSampling(steps=4, sampler="ddpm"), amp=DiTAmpConfig(mask="attention"))
     assert not torch.equal(ddpm.images, runs[0].images)
 
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from hieramp.model.dit.amp import DiTAmpConfig
+from hieramp.model.dit.diffusion import DiTSampling
 from hieramp.runtime.dit.backends import OrtStep, TorchStep
 from hieramp.model.dit.presets import random_dit_model
 from hieramp.export.dit import export_dit
@@ -36,8 +37,8 @@ def test_onnxruntime_equals_torch_on_the_forced_path(tiny_dit_model, export_dir,
 
 def test_onnxruntime_generates_the_torch_images(tiny_dit_model, export_dir):
     amp = DiTAmpConfig(layers=(1, 2), mask="attention")
-    a = DiTGenerator(tiny_dit_model).run([2, 8], steps=4, amp=amp, return_masks=True)
-    b = DiTGenerator(tiny_dit_model, backend="onnxruntime", export_dir=export_dir).run([2, 8], steps=4, amp=amp, return_masks=True)
+    a = DiTGenerator(tiny_dit_model).run([2, 8], sampling=DiTSampling(steps=4), amp=amp, return_masks=True)
+    b = DiTGenerator(tiny_dit_model, backend="onnxruntime", export_dir=export_dir).run([2, 8], sampling=DiTSampling(steps=4), amp=amp, return_masks=True)
     assert all(torch.equal(p, q) for p, q in zip(a.masks[1:], b.masks[1:]))
     torch.testing.assert_close(b.images, a.images, atol=1e-3, rtol=0)
 
@@ -49,4 +50,4 @@ def test_export_of_another_model_or_other_blocks_is_refused(export_dir, tiny_dit
     with pytest.raises(UserError, match="was made from model dit-tiny"):
         OrtStep(other, export_dir=export_dir)
     with pytest.raises(UserError, match=r"amplifies blocks \[1, 2\], this run asks for \[2\]"):
-        DiTGenerator(tiny_dit_model, backend="onnxruntime", export_dir=export_dir).run([0], steps=2, amp=DiTAmpConfig(layers=(2,)))
+        DiTGenerator(tiny_dit_model, backend="onnxruntime", export_dir=export_dir).run([0], sampling=DiTSampling(steps=2), amp=DiTAmpConfig(layers=(2,)))

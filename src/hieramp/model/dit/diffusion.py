@@ -16,6 +16,14 @@ TRAIN_STEPS = 1000
 SAMPLERS = ("ddpm", "ddim")
 
 
+@dataclass(frozen=True)
+class DiTSampling:
+    """What decides how DiT denoises (besides the seed)."""
+    cfg: float = 4.0         # classifier-free guidance scale, on latent channels 0-2
+    steps: int = 50          # the 1000 training steps respaced to this many
+    sampler: str = "ddpm"    # or "ddim" (eta = 0: deterministic given the initial noise)
+
+
 def linear_betas(num_steps: int = TRAIN_STEPS) -> np.ndarray:
     scale = 1000 / num_steps
     return np.linspace(scale * 0.0001, scale * 0.02, num_steps, dtype=np.float64)

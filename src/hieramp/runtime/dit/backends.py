@@ -11,6 +11,9 @@ from ...model.dit.step import guided_step
 
 
 class TorchStep:
+    name = "torch"
+    artifact_id = None
+
     def __init__(self, model, device="cpu"):
         self.device = torch.device(device)
         self.dit = model.dit.to(self.device)
@@ -30,6 +33,8 @@ class TorchStep:
 
 class OrtStep:
     """The step graph on ONNX Runtime's CPU provider; the export must come from this model."""
+    name = "onnxruntime"
+    device = torch.device("cpu")
 
     def __init__(self, model, device="cpu", export_dir=None, threads=None):
         if export_dir is None:
@@ -47,6 +52,7 @@ class OrtStep:
         except Exception as err:  # onnxruntime raises its own types for bad protobufs and graphs
             raise UserError(f"cannot load {STEP_GRAPH} of {export_dir} ({str(err).splitlines()[0]}): re-run `hieramp export`") from None
         self.num_tokens = model.cfg.num_tokens
+        self.artifact_id = self.manifest.artifact_id
 
     def begin(self, plan):
         if plan is not None and tuple(plan.layers) != self.manifest.amp_layers:
@@ -64,3 +70,6 @@ class OrtStep:
                  "mask": mask.float().numpy(), "beta": np.array(beta, np.float32)}
         guided, saliency, mass = (torch.from_numpy(a) for a in self.session.run(None, feeds))
         return guided, saliency, mass
+
+
+BACKENDS = {"torch": TorchStep, "onnxruntime": OrtStep}
