@@ -13,6 +13,10 @@ The amplified sets: the reference's come from its own op inputs through the refe
 `class_row_mask` and `topk_indicator`. A backend takes part by offering `record_amp_sets()`,
 after which `amp_indicators` holds, per step, the sets its graph computed (the onnxruntime
 backend does); otherwise the sets are not compared.
+
+DiT (`compare_dit`) follows the same three runs with denoising steps in place of scales: the
+guided noise prediction of every step on the reference's latent path, the object masks M the
+backend derives from its own steps on that path, and the images.
 """
 import math
 from dataclasses import asdict, dataclass, field
@@ -23,6 +27,9 @@ from tqdm import tqdm
 
 from .model.amp_config import AmpConfig
 from .model.amp_op import class_row_mask, topk_indicator
+from .model.dit.amp import DiTAmpConfig
+from .model.dit.diffusion import DiTSampling, Sampler
+from .runtime.dit import DiTGenerator
 from .runtime.generator import Generator
 
 
@@ -50,17 +57,8 @@ class ScaleReport:
     amp_set_agreement: Optional[float]     # None where nothing was amplified or compared
 
 
-@dataclass
-class Comparison:
-    backend: str
-    labels: list
-    seed: int
-    scales: list
-    psnr_db: list                          # per image, forced path; inf for identical images
-    free_psnr_db: list                     # per image, free sampling
-    token_agreement: float
-    tolerances: Tolerances
-    failures: list = field(default_factory=list)
+class _Verdict:
+    """What both comparisons share: a list of failures, and JSON with the PSNRs."""
 
     @property
     def passed(self) -> bool:
@@ -73,6 +71,19 @@ class Comparison:
             out[key] = [None if math.isinf(p) else p for p in out[key]]
         out["passed"] = self.passed
         return out
+
+
+@dataclass
+class Comparison(_Verdict):
+    backend: str
+    labels: list
+    seed: int
+    scales: list
+    psnr_db: list                          # per image, forced path; inf for identical images
+    free_psnr_db: list                     # per image, free sampling
+    token_agreement: float
+    tolerances: Tolerances
+    failures: list = field(default_factory=list)
 
     def table(self) -> str:
         lines = [f"{'scale':>5} {'n':>4} {'max |dlogit|':>13} {'rel':>9} {'tokens':>7} {'amp sets':>8}"]
@@ -170,3 +181,75 @@ def _failures(result: Comparison) -> list:
     if worst < tol.min_psnr_db:
         failures.append(f"image PSNR on the forced path {worst:.1f} dB < {tol.min_psnr_db:g} dB")
     return failures
+
+
+@dataclass(frozen=True)
+class DiTTolerances:
+    max_output_error: float = 1e-4       # absolute, per step, guided model output on the forced path
+    min_mask_agreement: float = 1.0      # share of identical masks M (images x amplified steps), forced path
+    min_psnr_db: float = 40.0            # every final image of the forced path
+
+
+@dataclass
+class StepReport:
+    step: int
+    timestep: int
+    max_abs_error: float                   # guided model output, forced path
+    max_rel_error: float                   # max_abs_error / the largest |reference output|
+    mask_agreement: Optional[float]        # None where the step was not amplified
+
+
+@dataclass
+class DiTComparison(_Verdict):
+    backend: str
+    labels: list
+    seed: int
+    steps: list
+    psnr_db: list                          # per image, forced path; inf for identical images
+    free_psnr_db: list                     # per image, free sampling
+    tolerances: DiTTolerances
+    failures: list = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [f"{'step':>4} {'t':>4} {'max |dout|':>11} {'rel':>9} {'masks':>7}"]
+        for s in self.steps:
+            masks = "-" if s.mask_agreement is None else f"{s.mask_agreement:.1%}"
+            lines.append(f"{s.step:>4} {s.timestep:>4} {s.max_abs_error:>11.3e} {s.max_rel_error:>9.2e} {masks:>7}")
+        lines.append(f"image PSNR min {min(self.psnr_db):.1f} dB on the forced path, {min(self.free_psnr_db):.1f} dB "
+                     f"in free sampling ({len(self.psnr_db)} images)")
+        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+        return "\n".join(lines)
+
+
+def compare_dit(candidate: DiTGenerator, labels=(0, 1, 2, 3), seed=0, sampling=DiTSampling(steps=10),
+                amp: Optional[DiTAmpConfig] = DiTAmpConfig(), tolerances=DiTTolerances(), device="cpu",
+                progress=True) -> DiTComparison:
+    """Run the DiT reference (torch on `device`) and `candidate` on the same inputs and compare them."""
+    reference = DiTGenerator(candidate.model, backend="torch", device=device)
+    run = dict(seed=seed, sampling=sampling, amp=amp, return_masks=True)
+    with tqdm(total=3, desc="compare", unit="run", disable=not progress) as bar:
+        ref = reference.run(labels, return_outputs=True, **run)
+        bar.update()
+        forced = candidate.run(labels, forced_latents=ref.inputs, return_outputs=True, **run)
+        bar.update()
+        free = candidate.run(labels, **run)
+        bar.update()
+    timesteps, steps = Sampler(sampling.sampler, sampling.steps).timestep, []
+    for i, (r, f, rm, fm) in enumerate(zip(ref.outputs, forced.outputs, ref.masks, forced.masks)):
+        err = float((f - r).abs().max())
+        agreement = None if rm is None else float((rm == fm).all(dim=-1).float().mean())
+        steps.append(StepReport(i, timesteps(i), err,
+                                err / max(float(r.abs().max()), 1e-30), agreement))
+    result = DiTComparison(
+        backend=candidate.backend.name, labels=[int(c) for c in labels], seed=seed, steps=steps,
+        psnr_db=[psnr(a, b) for a, b in zip(ref.images, forced.images)],
+        free_psnr_db=[psnr(a, b) for a, b in zip(ref.images, free.images)], tolerances=tolerances)
+    tol = result.tolerances
+    for s in result.steps:
+        if not s.max_abs_error <= tol.max_output_error:
+            result.failures.append(f"step {s.step}: output error {s.max_abs_error:.3e} > {tol.max_output_error:g}")
+        if s.mask_agreement is not None and s.mask_agreement < tol.min_mask_agreement:
+            result.failures.append(f"step {s.step}: masks agree {s.mask_agreement:.1%} < {tol.min_mask_agreement:.1%}")
+    if min(result.psnr_db) < tol.min_psnr_db:
+        result.failures.append(f"image PSNR on the forced path {min(result.psnr_db):.1f} dB < {tol.min_psnr_db:g} dB")
+    return result

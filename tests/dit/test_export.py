@@ -7,6 +7,7 @@ from hieramp.runtime.dit.backends import OrtStep, TorchStep
 from hieramp.model.dit.presets import random_dit_model
 from hieramp.export.dit import export_dit
 from hieramp.runtime.dit.generator import DiTGenerator
+from hieramp.compare import DiTTolerances, compare_dit
 from hieramp.errors import UserError
 
 
@@ -51,3 +52,16 @@ def test_export_of_another_model_or_other_blocks_is_refused(export_dir, tiny_dit
         OrtStep(other, export_dir=export_dir)
     with pytest.raises(UserError, match=r"amplifies blocks \[1, 2\], this run asks for \[2\]"):
         DiTGenerator(tiny_dit_model, backend="onnxruntime", export_dir=export_dir).run([0], sampling=DiTSampling(steps=2), amp=DiTAmpConfig(layers=(2,)))
+
+
+def test_compare_passes_onnxruntime_and_reports_each_step(tiny_dit_model, export_dir):
+    candidate = DiTGenerator(tiny_dit_model, backend="onnxruntime", export_dir=export_dir)
+    result = compare_dit(candidate, labels=[1, 6], sampling=DiTSampling(steps=3), amp=DiTAmpConfig(layers=(1, 2)), progress=False)
+    assert result.passed, result.failures
+    assert [s.step for s in result.steps] == [0, 1, 2] and [s.timestep for s in result.steps] == [999, 500, 0]
+    assert [s.mask_agreement for s in result.steps] == [None, 1.0, 1.0]
+    assert all(s.max_abs_error < 1e-4 for s in result.steps) and min(result.psnr_db) > 40
+    strict = compare_dit(candidate, labels=[1], sampling=DiTSampling(steps=2), amp=DiTAmpConfig(layers=(1, 2)),
+                         tolerances=DiTTolerances(max_output_error=0.0), progress=False)
+    assert not strict.passed and "output error" in strict.failures[0]
+    assert strict.to_dict()["passed"] is False

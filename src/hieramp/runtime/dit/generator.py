@@ -39,9 +39,12 @@ class DiTGenerator:
         self.backend.begin(plan)
         return plan
 
-    def run(self, labels, seed=0, sampling=DiTSampling(), amp=DiTAmpConfig(), indices=None, return_masks=False):
+    def run(self, labels, seed=0, sampling=DiTSampling(), amp=DiTAmpConfig(), indices=None, return_masks=False,
+            forced_latents=None, return_outputs=False):
         """One image per label; image i's noise comes from (seed, labels[i], indices[i]), `indices`
-        defaulting to each label's occurrence count within `labels`."""
+        defaulting to each label's occurrence count within `labels`. `forced_latents` (per step)
+        teacher-forces each step's input, to compare backends; `return_outputs` keeps every step's
+        input and guided output."""
         labels = self.check_labels(labels)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         sampler = Sampler(sampling.sampler, sampling.steps)
@@ -53,4 +56,4 @@ class DiTGenerator:
         noise = batch_latent_noise(seed, labels, indices, sampler.steps, shape)
         with torch.no_grad():
             return denoise(self.backend, lambda x: decode(self.model.vae, x), sampler, torch.tensor(labels), noise,
-                           sampling.cfg, plan, saliency, return_masks)
+                           sampling.cfg, plan, saliency, return_masks, forced_latents, return_outputs)
