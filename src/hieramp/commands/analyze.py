@@ -4,9 +4,8 @@ from ..analyze import analyze, parse_schedules, write_report
 from ..classes import parse_class_spec
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
-from ..runtime.loop import SamplingParams
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir, positive_int
+    generator_from_args, is_dit, load_model_from_args, output_dir, positive_int, sampling_from_args
 
 PAPER_SCHEDULES = "none;5;5,5,0.5;0.5,5,5;5,0.5,5"
 
@@ -47,13 +46,16 @@ def base_amp(args, cfg, schedules) -> AmpConfig:
 def run(args):
     schedules = parse_schedules(args.schedules)
     model = load_model_from_args(args)
+    if is_dit(model.cfg):
+        raise UserError(f"analyze measures the entropy and codebook coverage of VAR's tokens; {args.model} is a DiT "
+                        f"model, which has no tokens: use generate or distill with it")
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
     amp = base_amp(args, model.cfg, schedules)
     out = output_dir(args.out)
     grid_dir = output_dir(out / "grids") if args.grid else None
     generator = generator_from_args(args, model)
     analysis = analyze(generator, classes, args.ipc, schedules, amp, seed=args.seed,
-                       sampling=SamplingParams(args.cfg, args.top_k, args.top_p), batch_size=args.batch_size,
+                       sampling=sampling_from_args(args, model.cfg), batch_size=args.batch_size,
                        grid_dir=grid_dir)
     files = write_report(analysis, out)
     print_rise_shares(analysis)

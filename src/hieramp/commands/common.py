@@ -5,8 +5,16 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
+from ..model.dit import DiTAmpConfig, DiTConfig
+from ..model.dit.diffusion import SAMPLERS, DiTSampling
 from ..model.presets import resolve_model
+from ..runtime.dit import DiTGenerator
 from ..runtime.generator import Generator
+from ..runtime.loop import SamplingParams
+
+# Options that mean something for one backbone only: argparse dest -> flag.
+VAR_ONLY = {"top_k": "--top-k", "top_p": "--top-p", "amp_mode": "--amp-mode", "amp_scales": "--amp-scales"}
+DIT_ONLY = {"steps": "--steps", "sampler": "--sampler", "amp_steps": "--amp-steps", "dit_mask": "--dit-mask", "heads": "--heads"}
 
 
 def int_list(text: str):
@@ -28,12 +36,29 @@ def float_list(text: str):
         raise UserError(f"cannot read {text!r} as numbers: use one value or comma-separated values") from None
 
 
+def is_dit(cfg) -> bool:
+    return isinstance(cfg, DiTConfig)
+
+
+def check_backbone_options(args, cfg):
+    """Refuse an option that the loaded model's backbone does not have, naming both."""
+    dit = is_dit(cfg)
+    for dest, flag in (VAR_ONLY if dit else DIT_ONLY).items():
+        if getattr(args, dest, None) is not None:
+            what, other = ("a DiT", "VAR") if dit else ("a VAR", "DiT")
+            raise UserError(f"{flag} applies to {other} models; {getattr(args, 'model', 'this')} is {what} model: drop {flag}")
+
+
 def add_model_options(p):
     g = p.add_argument_group("model")
     g.add_argument("--model", default="default",
-                   help="preset name (default, tiny, d16, d20, d24, d30) or a VAR checkpoint .pth "
-                        "(var_d16.pth or a HierAmp ar-ckpt-*.pth fine-tune)")
-    g.add_argument("--vae", help="VQVAE checkpoint (vae_ch160v4096z32.pth), needed with a VAR .pth")
+                   help="preset name (default, tiny, d16, d20, d24, d30, dit-xl-2, dit-tiny), a VAR checkpoint .pth "
+                        "(var_d16.pth or a HierAmp ar-ckpt-*.pth fine-tune) or a DiT checkpoint .pt (DiT-XL-2-256x256.pt); "
+                        "the backbone is recognised from the file")
+    g.add_argument("--vae", help="with a VAR .pth: its VQVAE checkpoint (vae_ch160v4096z32.pth); with a DiT .pt: the "
+                                 "Stable Diffusion VAE as a diffusers directory (sd-vae-ft-mse or sd-vae-ft-ema)")
+    g.add_argument("--heads", type=int, help="DiT: attention heads of a checkpoint whose width is not an official "
+                                             "size (S 6, B 12, L 16, XL 16 are known)")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="allow checkpoints that hold more than tensors (unpickling can run code: only for trusted files)")
     g.add_argument("--device", default="cpu", help="torch device for the torch backend (cpu, cuda, cuda:1)")
@@ -42,28 +67,73 @@ def add_model_options(p):
 def add_sampling_options(p):
     g = p.add_argument_group("sampling")
     g.add_argument("--seed", type=int, default=0, help="seed; each image's noise derives from (seed, class, index)")
-    g.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale, ramped linearly over the scales")
-    g.add_argument("--top-k", type=int, default=900, help="keep the k most likely tokens (0: all)")
-    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (1: off)")
+    g.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale (VAR: ramped linearly over "
+                                                          "the scales; DiT: on latent channels 0-2, as DiT's sampler)")
+    g.add_argument("--top-k", type=int, help="VAR: keep the k most likely tokens (0: all; default 900)")
+    g.add_argument("--top-p", type=float, help="VAR: nucleus sampling mass (1: off; default 0.95)")
+    g.add_argument("--steps", type=positive_int, help="DiT: denoising steps, the 1000 training steps respaced (default 50)")
+    g.add_argument("--sampler", choices=SAMPLERS, help="DiT: ddpm (default) or ddim (eta 0, deterministic)")
 
 
 def add_amp_options(p):
     g = p.add_argument_group("amplification (HierAmp)")
-    g.add_argument("--beta", help="strength: one value, three stage values coarse,mid,fine, or one per scale (default 5)")
+    g.add_argument("--beta", help="strength: one value (VAR also takes three stage values coarse,mid,fine, or one per "
+                                  "scale; DiT multiplies the attention output on the object region by it) (default 5)")
     g.add_argument("--rho", help="share of salient tokens amplified, in (0, 1]; same forms as --beta (default 0.5)")
-    g.add_argument("--amp-mode", choices=("logit", "weight"), help="bias the logits (paper, default) or scale the weights")
+    g.add_argument("--amp-mode", choices=("logit", "weight"), help="VAR: bias the logits (paper, default) or scale the weights")
     g.add_argument("--amp-layers", help="blocks to amplify, e.g. 14 or 12,14 (default: the paper's block 14 of 16, "
                                         "scaled to the model's depth)")
-    g.add_argument("--amp-scales", help="scales to amplify, e.g. 1-9 (default: every scale >= 1 with a class token)")
+    g.add_argument("--amp-scales", help="VAR: scales to amplify, e.g. 1-9 (default: every scale >= 1 with a class token)")
+    g.add_argument("--amp-steps", help="DiT: denoising steps to amplify, 0 the noisiest, e.g. 10-49 (default: all but the first)")
+    g.add_argument("--dit-mask", help="DiT: where the object mask comes from: cfg-diff (default: the guidance difference "
+                                      "of the previous step), attention (attention mass received at the amplified "
+                                      "blocks, previous step) or file:DIR (DIR/<class>/<index>.png from a segmenter)")
     g.add_argument("--no-amp", action="store_true", help="turn amplification off")
 
 
 def load_model_from_args(args):
-    return resolve_model(args.model, args.vae, args.device, args.trust_checkpoint, getattr(args, "random_init", False))
+    model = resolve_model(args.model, args.vae, args.device, args.trust_checkpoint, getattr(args, "random_init", False),
+                          getattr(args, "heads", None))
+    check_backbone_options(args, model.cfg)
+    return model
 
 
-def amp_from_args(args, cfg) -> AmpConfig:
-    """Amplification is on by default for models with class tokens; asking it of others is an error."""
+def sampling_from_args(args, cfg):
+    """SamplingParams for VAR, DiTSampling for DiT; an option the other backbone owns is refused."""
+    check_backbone_options(args, cfg)
+    if is_dit(cfg):
+        given = {"steps": args.steps, "sampler": args.sampler}
+        return DiTSampling(cfg=args.cfg, **{k: v for k, v in given.items() if v is not None})
+    given = {"top_k": args.top_k, "top_p": args.top_p}
+    return SamplingParams(cfg=args.cfg, **{k: v for k, v in given.items() if v is not None})
+
+
+def _one_value(text, flag):
+    values = float_list(text)
+    if len(values) != 1:
+        raise UserError(f"{flag} takes one value for DiT, got {text!r}")
+    return values[0]
+
+
+def dit_amp_from_args(args, cfg) -> DiTAmpConfig:
+    amp = DiTAmpConfig(
+        beta=_one_value(args.beta, "--beta") if args.beta else 5.0,
+        rho=_one_value(args.rho, "--rho") if args.rho else 0.5,
+        layers=tuple(int_list(args.amp_layers)) if args.amp_layers else None,
+        steps=tuple(int_list(args.amp_steps)) if args.amp_steps else None,
+        mask=args.dit_mask or "cfg-diff",
+        enabled=not args.no_amp,
+    )
+    amp.resolve(cfg, args.steps or DiTSampling().steps)     # names the problem before any work
+    return amp
+
+
+def amp_from_args(args, cfg):
+    """Amplification is on by default for models with class tokens and for DiT; asking it of a VAR
+    without class tokens is an error."""
+    check_backbone_options(args, cfg)
+    if is_dit(cfg):
+        return dit_amp_from_args(args, cfg)
     asked = any(getattr(args, a) is not None for a in ("beta", "rho", "amp_mode", "amp_layers", "amp_scales"))
     if args.no_amp or (not cfg.cls_token_scales and not asked):
         return AmpConfig(enabled=False)
@@ -112,6 +182,10 @@ def generator_from_args(args, model):
         if not args.engine:
             raise UserError("--backend tensorrt runs engines: pass --engine DIR (made by `hieramp build`)")
         options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
+    if is_dit(model.cfg):
+        if args.backend == "tensorrt":
+            raise UserError("DiT runs on --backend torch or onnxruntime; TensorRT engines are built from VAR exports only")
+        return DiTGenerator(model, backend=args.backend, device=args.device, **options)
     return Generator(model, backend=args.backend, device=args.device, **options)
 
 

@@ -1,13 +1,15 @@
 """`hieramp compare`: run a backend and the PyTorch reference on the same labels, seed and forced
-token path; report per-scale logit errors, amplified-set and token agreement and image PSNR.
+token path; report per-scale logit errors, amplified-set and token agreement and image PSNR (DiT:
+the forced latent path, per-step output errors and object-mask agreement, image PSNR).
 Exits with 1 when a tolerance is exceeded, so it can gate a CI."""
 import json
+from dataclasses import replace
 
 from ..classes import parse_class_spec
-from ..compare import Tolerances, compare
+from ..compare import DiTTolerances, Tolerances, compare, compare_dit
 from ..export.manifest import ExportManifest
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args
+    generator_from_args, is_dit, load_model_from_args, sampling_from_args
 
 
 def add_parser(subparsers):
@@ -25,6 +27,9 @@ def add_parser(subparsers):
     g.add_argument("--min-token-agreement", type=float, help="smallest share of equal tokens in free sampling, 0-1")
     g.add_argument("--min-psnr", type=float, help="smallest PSNR of a final image on the forced path, in dB")
     g.add_argument("--min-amp-set-agreement", type=float, help="smallest share of identical amplified top-k sets, 0-1")
+    g.add_argument("--max-output-error", type=float, help="DiT: largest absolute error of the guided model output per "
+                                                          "step on the forced path (default 1e-4)")
+    g.add_argument("--min-mask-agreement", type=float, help="DiT: smallest share of identical object masks, 0-1 (default 1)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -37,22 +42,34 @@ def run(args):
     if manifest is not None:
         _amp_as_exported(args, manifest)
     amp = amp_from_args(args, model.cfg)
-    asked = {"max_logit_error": args.max_logit_error, "min_token_agreement": args.min_token_agreement,
-             "min_psnr_db": args.min_psnr, "min_amp_set_agreement": args.min_amp_set_agreement}
-    defaults = Tolerances.for_dtype(manifest.dtype if manifest is not None else "fp32")
-    tolerances = Tolerances(**{k: v if v is not None else getattr(defaults, k) for k, v in asked.items()})
-    result = compare(generator, labels, seed=args.seed, cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, amp=amp,
-                     tolerances=tolerances, device=args.device, progress=not args.json)
+    sampling = sampling_from_args(args, model.cfg)
+    if is_dit(model.cfg):
+        tolerances = DiTTolerances(**_asked(max_output_error=args.max_output_error, min_mask_agreement=args.min_mask_agreement,
+                                            min_psnr_db=args.min_psnr))
+        result = compare_dit(generator, labels, seed=args.seed, sampling=sampling, amp=amp, tolerances=tolerances,
+                             device=args.device, progress=not args.json)
+    else:
+        defaults = Tolerances.for_dtype(manifest.dtype if manifest is not None else "fp32")
+        tolerances = replace(defaults, **_asked(max_logit_error=args.max_logit_error, min_token_agreement=args.min_token_agreement,
+                                                min_psnr_db=args.min_psnr, min_amp_set_agreement=args.min_amp_set_agreement))
+        result = compare(generator, labels, seed=args.seed, cfg=sampling.cfg, top_k=sampling.top_k, top_p=sampling.top_p,
+                         amp=amp, tolerances=tolerances, device=args.device, progress=not args.json)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 0 if result.passed else 1
 
 
+def _asked(**tolerances) -> dict:
+    return {name: value for name, value in tolerances.items() if value is not None}
+
+
 def _amp_as_exported(args, manifest: ExportManifest):
     """Unless amplification options are given, compare what the export holds."""
-    if any(getattr(args, a) is not None for a in ("beta", "rho", "amp_mode", "amp_layers", "amp_scales")) or args.no_amp:
+    if any(getattr(args, a) is not None for a in ("beta", "rho", "amp_mode", "amp_layers", "amp_scales", "amp_steps",
+                                                  "dit_mask")) or args.no_amp:
         return
     if manifest.amp_layers:
         args.amp_layers = ",".join(map(str, manifest.amp_layers))
-        args.amp_mode = manifest.amp_mode
+        if manifest.data.get("backbone") != "dit":          # a DiT export's blocks run one kind of amplification
+            args.amp_mode = manifest.amp_mode
     else:
         args.no_amp = True

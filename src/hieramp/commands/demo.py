@@ -10,10 +10,9 @@ from ..model.amp_config import AmpConfig
 from ..model.presets import resolve_model
 from ..runtime.generator import Generator
 from ..runtime.images import write_atomic, write_grid
-from ..runtime.loop import SamplingParams
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder
-from .common import add_amp_options, add_sampling_options, amp_from_args, output_dir, positive_int
+from .common import add_amp_options, add_sampling_options, amp_from_args, output_dir, positive_int, sampling_from_args
 
 GRID_COLUMNS = 10
 
@@ -32,7 +31,7 @@ def run(args):
     model = resolve_model("digits")
     out = output_dir(args.out)
     generator = Generator(model)
-    sampling = SamplingParams(args.cfg, args.top_k, args.top_p)
+    sampling = sampling_from_args(args, model.cfg)
     results = {}
     for name, amp in (("amplified", amp_from_args(args, model.cfg)), ("plain", AmpConfig(enabled=False))):
         folder = output_dir(out / name)

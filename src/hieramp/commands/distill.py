@@ -11,9 +11,8 @@ from ..classes import parse_class_spec
 from ..distill import DistillSettings, default_workers, distill, resolve_shard
 from ..errors import UserError
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
-from ..runtime.loop import SamplingParams
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir, positive_int
+    generator_from_args, load_model_from_args, output_dir, positive_int, sampling_from_args
 
 
 def add_parser(subparsers):
@@ -53,7 +52,7 @@ def run(args):
     args.device = device_for_rank(args.device)
     model = load_model_from_args(args)
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
-    settings = DistillSettings(seed=args.seed, sampling=SamplingParams(args.cfg, args.top_k, args.top_p),
+    settings = DistillSettings(seed=args.seed, sampling=sampling_from_args(args, model.cfg),
                                amp=amp_from_args(args, model.cfg), save_size=args.save_size,
                                png_level=args.png_level)
     generator = generator_from_args(args, model)

@@ -1,10 +1,12 @@
 """`hieramp export`: the model as ONNX graphs (condition, step, sample, VQ updates, decode) and
-manifest.json, for `--backend onnxruntime` and for TensorRT engine builds."""
+manifest.json, for `--backend onnxruntime` and for TensorRT engine builds. A DiT model exports
+its denoiser step as one graph, with the object mask and beta as inputs."""
 from pathlib import Path
 
 from ..errors import UserError
+from ..export.dit import export_dit
 from ..export.exporter import DEFAULT_OPSET, DTYPES, OP_FORMS, OPSETS, export_model
-from .common import add_model_options, int_list, load_model_from_args, positive_int
+from .common import add_model_options, int_list, is_dit, load_model_from_args, positive_int
 
 
 def add_parser(subparsers):
@@ -13,19 +15,19 @@ def add_parser(subparsers):
     p.add_argument("--random-init", action="store_true",
                    help="build a preset architecture (d16 ...) with seeded random weights instead of loading its checkpoint")
     p.add_argument("--out", required=True, help="export directory (created; an earlier export there is replaced)")
-    p.add_argument("--amp-op", choices=OP_FORMS, default="function",
-                   help="the hieramp::TopKBiasAttention node with its body as an ONNX function that any runtime runs "
+    p.add_argument("--amp-op", choices=OP_FORMS,
+                   help="VAR: the hieramp::TopKBiasAttention node with its body as an ONNX function that any runtime runs "
                         "(function, default), or bare for the TensorRT plugin (plugin)")
     p.add_argument("--amp-layers",
                    help="blocks that carry the amplification op, e.g. 14 or 12,14, or none (default: the paper's "
                         "block 14 of 16, scaled to the depth, for models with class tokens; none for plain VAR)")
-    p.add_argument("--amp-mode", choices=("logit", "weight"), default="logit",
-                   help="amplification mode fixed in the graph: bias the logits (paper, default) or scale the weights")
+    p.add_argument("--amp-mode", choices=("logit", "weight"),
+                   help="VAR: amplification mode fixed in the graph: bias the logits (paper, default) or scale the weights")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and activations (default fp32)")
-    p.add_argument("--max-batch", type=positive_int, default=8,
-                   help="largest batch the export is meant for, recorded for engine builders (TensorRT profiles); "
+    p.add_argument("--dtype", choices=tuple(DTYPES), help="weights and activations (default fp32; DiT: fp32 only)")
+    p.add_argument("--max-batch", type=positive_int,
+                   help="VAR: largest batch the export is meant for, recorded for engine builders (TensorRT profiles); "
                         "ONNX Runtime runs any batch (default 8)")
     p.set_defaults(run=run)
 
@@ -43,9 +45,22 @@ def amp_layers_from_arg(text):
 
 def run(args):
     model = load_model_from_args(args)
-    manifest = export_model(model, args.out, amp_layers_from_arg(args.amp_layers), args.amp_mode, args.amp_op,
-                            args.opset, args.dtype, args.max_batch)
+    if is_dit(model.cfg):
+        return _export_dit(args, model)
+    manifest = export_model(model, args.out, amp_layers_from_arg(args.amp_layers), args.amp_mode or "logit",
+                            args.amp_op or "function", args.opset, args.dtype or "fp32", args.max_batch or 8)
     amp = manifest.data["amp"]
     what = f"op {amp['op']} ({amp['op_form']}, {amp['mode']}) at blocks {amp['layers']}" if amp["layers"] else "no amplification op"
-    print(f"exported {model.source.name} to {Path(args.out).resolve()}: opset {args.opset}, {args.dtype}, {what}; "
+    print(f"exported {model.source.name} to {Path(args.out).resolve()}: opset {args.opset}, {args.dtype or 'fp32'}, {what}; "
           f"artifact {manifest.artifact_id}")
+
+
+def _export_dit(args, model):
+    for flag, value in (("--amp-op", args.amp_op), ("--amp-mode", args.amp_mode), ("--max-batch", args.max_batch)):
+        if value is not None:
+            raise UserError(f"{flag} applies to VAR exports; a DiT export amplifies with plain ONNX ops: drop {flag}")
+    if args.dtype not in (None, "fp32"):
+        raise UserError(f"a DiT export is fp32 only: drop --dtype {args.dtype}")
+    manifest = export_dit(model, args.out, amp_layers_from_arg(args.amp_layers), args.opset)
+    print(f"exported {model.source.name} to {Path(args.out).resolve()}: the denoiser step, opset {args.opset}, fp32, "
+          f"amplification inputs at blocks {list(manifest.amp_layers)}; artifact {manifest.artifact_id}")

@@ -23,7 +23,7 @@ STALE_ROOT_TEMP_S = 60
 # What to change when a setting in run.json differs from the command's.
 SETTING_FLAGS = {
     "model": "--model/--vae", "backend": "--backend", "artifact": "--export/--engine", "seed": "--seed",
-    "sampling": "--cfg/--top-k/--top-p", "amp": "the amplification flags", "save_size": "--save-size",
+    "sampling": "the sampling flags", "amp": "the amplification flags", "save_size": "--save-size",
     "png_level": "--png-level",
     "classes": "--classes", "ipc": "--ipc",
 }

@@ -4,7 +4,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from ..errors import UserError
@@ -19,7 +18,9 @@ from .writer import BLANK, NONFINITE, OK, ImageWriter
 
 @dataclass(frozen=True)
 class DistillSettings:
-    """What, besides the model, backend and (class, index), decides an image's bytes."""
+    """What, besides the model, backend and (class, index), decides an image's bytes. `sampling`
+    and `amp` are the backbone's: SamplingParams and AmpConfig for VAR, DiTSampling and
+    DiTAmpConfig for DiT."""
     seed: int = 0
     sampling: SamplingParams = SamplingParams()
     amp: AmpConfig = AmpConfig()
@@ -70,13 +71,6 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
     }
 
 
-def check_backend(generator, plan, labels):
-    """Let the backend refuse what it cannot run (an export made for other amplification blocks,
-    a batch larger than its engines) before anything is written: backends check in `begin`."""
-    if labels:
-        generator.backend.begin(torch.tensor(labels), plan)
-
-
 def batches(jobs, size: int):
     for start in range(0, len(jobs), size):
         yield jobs[start:start + size]
@@ -99,8 +93,7 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
     classes = generator.check_labels(classes)
     all_jobs = plan_jobs(classes, ipc)
     jobs = shard.select(all_jobs)
-    plan = settings.amp.resolve(generator.cfg) if settings.amp is not None else None
-    check_backend(generator, plan, [job.label for job in jobs[:batch_size]])
+    plan = generator.check([job.label for job in jobs[:batch_size]] or classes[:1], settings.sampling, settings.amp)
     record = image_settings(generator, settings, plan)
     layout = Layout(out, generator.cfg.num_classes)
     layout.claim({"classes": classes, "ipc": ipc, **record})
@@ -116,8 +109,7 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
                   disable=not progress, dynamic_ncols=True) as bar, \
                 ImageWriter(layout, manifest, record, settings, bar, overlap, write_workers) as writer:
             for batch in batches(pending, batch_size):
-                result = generator.run([job.label for job in batch], seed=settings.seed, cfg=settings.sampling.cfg,
-                                       top_k=settings.sampling.top_k, top_p=settings.sampling.top_p,
+                result = generator.run([job.label for job in batch], seed=settings.seed, sampling=settings.sampling,
                                        amp=settings.amp, indices=[job.index for job in batch])
                 writer.submit(batch, result.images)
         seconds = time.perf_counter() - start

@@ -115,9 +115,10 @@ def load_weights(module, sd, path, ignored=None):
     module.load_state_dict(sd, strict=True)
 
 
-def load_model(var_ckpt, vae_ckpt, device="cpu", trust_checkpoint=False) -> HierAmpModel:
-    """VAR (plain or HierAmp fine-tune) and VQVAE from the official file forms."""
-    var_sd = read_state_dict(var_ckpt, trust_checkpoint)
+def load_model(var_ckpt, vae_ckpt, device="cpu", trust_checkpoint=False, var_sd=None) -> HierAmpModel:
+    """VAR (plain or HierAmp fine-tune) and VQVAE from the official file forms; `var_sd`: the
+    VAR file's weights when already read."""
+    var_sd = read_state_dict(var_ckpt, trust_checkpoint) if var_sd is None else var_sd
     vae_sd = read_state_dict(vae_ckpt, trust_checkpoint)
     var_cfg = infer_var_config(var_sd, var_ckpt)
     vae_cfg = infer_vae_config(vae_sd, var_cfg.patch_nums, vae_ckpt)

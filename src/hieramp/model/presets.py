@@ -9,8 +9,10 @@ import torch
 
 from ..errors import UserError
 from .bundle import HierAmpModel, ModelSource
-from .checkpoint import load_model
+from .checkpoint import load_model, read_state_dict
 from .config import official_var, tiny_var
+from .dit.checkpoint import is_dit_state_dict
+from .dit.presets import ARCHITECTURES as DIT_ARCHITECTURES, OFFICIAL_VAE_DIR, load_dit_model, resolve_dit_preset
 from .var import VAR
 from .vqvae import VQVAE
 
@@ -54,17 +56,19 @@ def bundled_model(name: str, device="cpu") -> HierAmpModel:
         return load_model(var_file, vae_file, device)
 
 
-def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkpoint=False, random_init=False) -> HierAmpModel:
-    """What every command's --model means: a preset name, or a VAR checkpoint path with --vae."""
+def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkpoint=False, random_init=False,
+                  num_heads=None):
+    """What every command's --model means: a preset name, or a checkpoint path with --vae. The
+    backbone (VAR or DiT) is recognised from the checkpoint's keys."""
     model = model or "default"
     if model == "default":
         model = DEFAULT_PRESET
-    if Path(model).suffix == ".pth" or Path(model).is_file():
-        if vae is None:
-            raise UserError(f"--model {model} is a VAR checkpoint: pass its VQVAE with --vae {OFFICIAL_VAE_FILE}")
-        return load_model(model, vae, device, trust_checkpoint)
+    if Path(model).suffix in (".pth", ".pt") or Path(model).is_file():
+        return _checkpoint_model(model, vae, device, trust_checkpoint, num_heads)
     if model in BUNDLED:                    # its weights ship with the package, so --random-init is moot
         return bundled_model(model, device)
+    if model in DIT_ARCHITECTURES:
+        return resolve_dit_preset(model, checkpoint_dir(), vae, device, random_init, trust_checkpoint, num_heads)
     if random_init or model.startswith("tiny"):
         return random_model(model, device)
     if model in ARCHITECTURES:
@@ -76,4 +80,18 @@ def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkp
                 raise UserError(f"preset {model} needs {f}: put the official file there (or set HIERAMP_CHECKPOINTS), "
                                 f"or pass --random-init to benchmark the architecture without weights")
         return load_model(var_file, vae_file, device, trust_checkpoint)
-    raise UserError(f"unknown model {model!r}: use a preset ({', '.join(['default', *BUNDLED, *ARCHITECTURES])}) or a VAR .pth file with --vae")
+    presets = ", ".join(["default", *BUNDLED, *ARCHITECTURES, *DIT_ARCHITECTURES])
+    raise UserError(f"unknown model {model!r}: use a preset ({presets}) or a VAR .pth / DiT .pt file with --vae")
+
+
+def _checkpoint_model(path, vae, device, trust_checkpoint, num_heads):
+    sd = read_state_dict(path, trust_checkpoint)
+    if is_dit_state_dict(sd):
+        if vae is None or not Path(vae).is_dir():
+            raise UserError(f"--model {path} is a DiT checkpoint: pass its VAE directory with --vae {OFFICIAL_VAE_DIR}")
+        return load_dit_model(path, vae, device, trust_checkpoint, num_heads, sd)
+    if num_heads is not None:
+        raise UserError(f"--heads applies to DiT checkpoints; {path} is a VAR one, whose heads come from its keys")
+    if vae is None:
+        raise UserError(f"--model {path} is a VAR checkpoint: pass its VQVAE with --vae {OFFICIAL_VAE_FILE}")
+    return load_model(path, vae, device, trust_checkpoint, sd)

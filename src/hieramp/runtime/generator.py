@@ -39,10 +39,20 @@ class Generator:
             raise UserError("no labels given: pass at least one class")
         return labels
 
+    def check(self, labels, sampling, amp):
+        """The amplification plan of a run, or a UserError before any work: the backend refuses
+        what it cannot run (an export made for other blocks, a batch larger than its engines)."""
+        plan = amp.resolve(self.cfg) if amp is not None else None
+        self.backend.begin(torch.tensor(self.check_labels(labels)), plan)
+        return plan
+
     def run(self, labels, seed=0, cfg=4.0, top_k=900, top_p=0.95, amp=AmpConfig(), forced_tokens=None,
-            return_logits=False, indices=None):
+            return_logits=False, indices=None, sampling: SamplingParams = None):
         """Generate one image per label. Image i's noise comes from (seed, labels[i], indices[i]);
-        `indices` defaults to each label's occurrence count within `labels`."""
+        `indices` defaults to each label's occurrence count within `labels`. `sampling` replaces
+        cfg, top_k and top_p when given."""
+        if sampling is not None:
+            cfg, top_k, top_p = sampling.cfg, sampling.top_k, sampling.top_p
         labels = self.check_labels(labels)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         plan = amp.resolve(self.cfg) if amp is not None else None

@@ -31,7 +31,7 @@ class DiTAmpPlan:
     layers: tuple
     steps: tuple
     source: str                 # "cfg-diff", "attention" or "file"
-    mask_dir: Optional[Path] = None
+    mask_dir: Optional[str] = None     # a str, so that the plan is JSON-ready (distill manifests)
 
     def active(self, i: int) -> bool:
         return i in self.steps
@@ -53,8 +53,8 @@ class DiTAmpConfig:
         source, _, folder = self.mask.partition(":")
         if source not in ("cfg-diff", "attention", "file") or (source == "file") != bool(folder):
             raise UserError(f"unknown --dit-mask {self.mask!r}: use cfg-diff, attention or file:DIR")
-        mask_dir = Path(folder) if folder else None
-        if mask_dir is not None and not mask_dir.is_dir():
+        mask_dir = folder or None
+        if mask_dir is not None and not Path(mask_dir).is_dir():
             raise UserError(f"mask directory {mask_dir} does not exist: pass file:DIR with DIR/<class>/<index>.png masks")
         if not 0 < float(self.rho) <= 1:
             raise UserError(f"--rho must lie in (0, 1], got {self.rho}")

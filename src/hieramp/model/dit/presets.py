@@ -7,8 +7,8 @@ from torch import nn
 
 from ...errors import UserError
 from ..bundle import ModelSource
-from ..checkpoint import sha256_of
-from .checkpoint import load_dit
+from ..checkpoint import read_state_dict, sha256_of
+from .checkpoint import build_dit, infer_dit_config
 from .config import dit_xl_2, tiny_dit
 from .transformer import DiT
 from .vae import SD_VAE, TINY_VAE, downsample, load_vae, random_vae
@@ -39,8 +39,11 @@ class DiTModel(nn.Module):
         return self.cfg.input_size * downsample(self.vae)
 
 
-def load_dit_model(dit_file, vae_dir, device="cpu", trust_checkpoint=False, num_heads=None) -> DiTModel:
-    dit = load_dit(dit_file, num_heads=num_heads, trust_checkpoint=trust_checkpoint)
+def load_dit_model(dit_file, vae_dir, device="cpu", trust_checkpoint=False, num_heads=None, sd=None) -> DiTModel:
+    """A DiT file and its VAE directory; `sd`: the DiT file's weights when already read."""
+    if sd is None:
+        sd = read_state_dict(dit_file, trust_checkpoint)
+    dit = build_dit(infer_dit_config(sd, dit_file, num_heads), sd, dit_file)
     vae = load_vae(vae_dir)
     vae_id = hashlib.sha256(b"".join(sha256_of(f).encode() for f in sorted(Path(vae_dir).rglob("*")) if f.is_file())).hexdigest()
     source = ModelSource(Path(dit_file).name, sha256_of(dit_file), vae_id, (str(Path(dit_file).resolve()), str(Path(vae_dir).resolve())))
@@ -59,7 +62,9 @@ def random_dit_model(name: str, device="cpu") -> DiTModel:
 
 
 def resolve_dit_preset(name: str, checkpoints: Path, vae_dir=None, device="cpu", random_init=False,
-                       trust_checkpoint=False) -> DiTModel:
+                       trust_checkpoint=False, num_heads=None) -> DiTModel:
+    """`dit-tiny` (random weights), or `dit-xl-2`: the official files from `checkpoints`, or its
+    architecture with random weights."""
     if name == "dit-tiny" or random_init:
         return random_dit_model(name, device)
     dit_file = checkpoints / OFFICIAL_DIT_FILE
@@ -68,4 +73,4 @@ def resolve_dit_preset(name: str, checkpoints: Path, vae_dir=None, device="cpu",
         if not f.exists():
             raise UserError(f"preset {name} needs {f}: put the official file there (or set HIERAMP_CHECKPOINTS), "
                             f"or pass --random-init to benchmark the architecture without weights")
-    return load_dit_model(dit_file, vae_dir, device, trust_checkpoint)
+    return load_dit_model(dit_file, vae_dir, device, trust_checkpoint, num_heads)

@@ -33,8 +33,9 @@ class DiTGenerator:
                 raise UserError(f"class {c} is out of range: this model has {n} classes (0-{n - 1})")
         return labels
 
-    def check(self, sampling: DiTSampling, amp):
-        """The plan of a run, or a UserError before any work: sampler, steps, amplification, backend."""
+    def check(self, labels, sampling: DiTSampling, amp):
+        """The plan of a run, or a UserError before any work: labels, sampler, steps, amplification, backend."""
+        self.check_labels(labels)
         plan = amp.resolve(self.cfg, Sampler(sampling.sampler, sampling.steps).steps) if amp is not None else None
         self.backend.begin(plan)
         return plan
@@ -48,7 +49,7 @@ class DiTGenerator:
         labels = self.check_labels(labels)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         sampler = Sampler(sampling.sampler, sampling.steps)
-        plan = self.check(sampling, amp)
+        plan = self.check(labels, sampling, amp)
         saliency = None
         if plan is not None and plan.source == "file":
             saliency = file_saliency(plan.mask_dir, labels, indices, self.cfg.grid, self.model.image_size)
