@@ -7,7 +7,10 @@ image = the first step unamplified + (steps - 1) amplified steps + one VAE decod
 measured medians (50 full steps per arm take too long on a shared CPU). Only one copy of the
 675 M weights is held at a time: the torch weights go before the ONNX Runtime session loads.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/dit_step_cost.py --out benchmarks/results/dit_step_cost-cpu
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/dit_step_cost.py --out benchmarks/results/dit_step_cost-cpu-xl2
+
+writes OUT.json and OUT.md. Wall times on a shared machine follow its load (recorded around every
+measurement); CPU seconds (all threads of the process) move less with it.
 """
 import argparse
 import gc
@@ -78,7 +81,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     model = random_dit_model(args.model)
     cfg, sampler = model.cfg, Sampler("ddpm", args.steps)
     results = {"machine": describe_machine(), "threads": args.threads, "batch": 1, "steps": args.steps, "arms": {}}
@@ -90,7 +93,7 @@ def main():
                                  "load_1min": loads + [load_average()]}
         print(f"vae decode: {results['vae_decode']}", flush=True)
         backends = args.backends.split(",")
-        with tempfile.TemporaryDirectory(dir=out) as scratch:
+        with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
             for name in backends:
                 if name == "onnxruntime":
                     export_dit(model, Path(scratch) / "export")
@@ -113,8 +116,26 @@ def main():
         else:
             r["per_image_wall_s"] = plain["wall_s"] + (args.steps - 1) * r["wall_s"] + results["vae_decode"]["wall_s"]
             r["step_vs_plain"] = r["wall_s"] / plain["wall_s"]
-    write_atomic(out / "results.json", (json.dumps(results, indent=2) + "\n").encode())
-    print(f"wrote {out / 'results.json'}")
+            r["cpu_vs_plain"] = r["cpu_s"] / plain["cpu_s"]
+    write_atomic(out.with_suffix(".json"), (json.dumps(results, indent=2) + "\n").encode())
+    write_atomic(out.with_suffix(".md"), markdown(results).encode())
+    print(markdown(results))
+
+
+def markdown(results) -> str:
+    decode = results["vae_decode"]
+    lines = [f"DiT-XL/2 (random weights), batch 1, {results['steps']} steps per image, {results['threads']} threads, "
+             f"{results['machine'].get('cpu', 'CPU')}", "",
+             "| backend / mask | s per step (wall) | CPU s per step | vs plain (wall / CPU) | s per image (wall) | 1-min load during |",
+             "|---|---|---|---|---|---|"]
+    for key, r in results["arms"].items():
+        ratio = f"{r['step_vs_plain']:.2f}x / {r['cpu_vs_plain']:.2f}x" if "step_vs_plain" in r else "-"
+        load = f"{min(r['load_1min'])}-{max(r['load_1min'])}"
+        lines.append(f"| {key} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {ratio} | {r['per_image_wall_s']:.0f} | {load} |")
+    lines += ["", f"VAE decode (256 px): {decode['wall_s']:.1f} s wall, {decode['cpu_s']:.1f} CPU s, load "
+              f"{min(decode['load_1min'])}-{max(decode['load_1min'])}. Per image = plain first step + "
+              f"{results['steps'] - 1} amplified steps + decode."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
