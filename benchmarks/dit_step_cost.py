@@ -49,7 +49,7 @@ def time_steps(backend, sampler, plan, reps, warmup, cfg):
     x = torch.randn(1, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
     y, noise = torch.tensor([207 % cfg.num_classes]), torch.randn_like(x)
     saliency = torch.rand(1, cfg.num_tokens, generator=gen)
-    backend.begin(plan)
+    backend.begin(y, plan)
     want_mass = plan is not None and plan.source == "attention"
     wall, cpu, loads = [], [], []
     for rep in range(warmup + reps):
@@ -58,7 +58,7 @@ def time_steps(backend, sampler, plan, reps, warmup, cfg):
         loads.append(load_average())
         w0, c0 = time.perf_counter(), time.process_time()
         mask = object_mask(saliency, plan.rho) if plan is not None else None
-        guided, cfg_diff, mass = backend.step(x, t, y, 4.0, mask, plan.beta if plan else 1.0, want_mass)
+        guided, cfg_diff, mass = backend.step(i, x, t, y, 4.0, mask, plan.beta if plan else 1.0, want_mass)
         saliency = mass if want_mass else cfg_diff
         sampler.update(i, x, guided, noise)
         if rep >= warmup:

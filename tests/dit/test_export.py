@@ -23,14 +23,14 @@ def test_onnxruntime_equals_torch_on_the_forced_path(tiny_dit_model, export_dir,
     """Both backends step from the torch trajectory's latents with the torch masks."""
     plan = DiTAmpConfig(beta=beta, layers=(1, 2), mask=source).resolve(tiny_dit_model.cfg, 4)
     ref, ort = TorchStep(tiny_dit_model), OrtStep(tiny_dit_model, export_dir=export_dir)
-    ref.begin(plan), ort.begin(plan)
+    ref.begin(None, plan), ort.begin(None, plan)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, 4, 8, 8, generator=gen), torch.tensor([0, 4, 9])
     mask = (torch.rand(3, 16, generator=gen) < 0.5).float()
     for t in (999, 500, 0):
         tt = torch.full((3,), t)
-        a = ref.step(x, tt, y, 4.0, mask, beta, True)
-        b = ort.step(x, tt, y, 4.0, mask, beta, True)
+        a = ref.step(0, x, tt, y, 4.0, mask, beta, True)
+        b = ort.step(0, x, tt, y, 4.0, mask, beta, True)
         for got, want in zip(b, a):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
         x = a[0][:, :4]

@@ -9,7 +9,10 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..model.amp_config import default_amp_layers
+from ..model.dit import DiTModel
 from ..runtime.backends import backend_class
+from ..runtime.dit.backends import BACKENDS as DIT_BACKENDS
 
 
 class BackendUnavailable(Exception):
@@ -46,7 +49,28 @@ def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path
     return out
 
 
+def dit_backend(backend: str, model, amp, device: str, export_root: Path, threads=None):
+    """A DiT step backend; both variants share one export (beta = 1 runs its blocks unamplified).
+    After exporting, the onnxruntime process drops its torch weights: one copy in memory."""
+    if backend not in DIT_BACKENDS:
+        raise BackendUnavailable(f"DiT runs on {' and '.join(DIT_BACKENDS)}")
+    if backend == "torch":
+        return DIT_BACKENDS[backend](model, device=device)
+    from ..export.dit import export_dit
+    layers = tuple(amp.layers) if amp.layers is not None else default_amp_layers(model.cfg.depth)
+    out = Path(export_root) / f"{model.source.fingerprint}-dit-{'-'.join(map(str, layers))}"
+    try:
+        if not (out / "manifest.json").is_file():
+            export_dit(model, out, layers)
+        model.dit.to("meta")
+        return DIT_BACKENDS[backend](model, device=device, export_dir=out, threads=threads)
+    except UserError as err:
+        raise BackendUnavailable(str(err).splitlines()[0]) from None
+
+
 def make_backend(backend: str, model, amp, variant: str, device: str, export_root: Path, batch_sizes, threads=None):
+    if isinstance(model, DiTModel):
+        return dit_backend(backend, model, amp, device, export_root, threads)
     cls = check_available(backend, device)
     try:
         if backend == "torch":

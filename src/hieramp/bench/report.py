@@ -58,9 +58,11 @@ def _overhead_table(report):
         median, best = (report.overhead(backend, batch, variant, over, stat) for stat in ("median", "best"))
         return "-" if median is None else f"{median:+.1%} (best: {best:+.1%})"
     backends = [b for b in _backends(report) if b not in report.unavailable]
-    rows = [(batch, b, pct(batch, b, "cls", "base"), pct(batch, b, "amp", "cls"))
+    # VAR: each addition over the one before; DiT (no class tokens): amplification over base
+    pairs = [("amp", "base")] if report.settings.get("backbone") == "dit" else [("cls", "base"), ("amp", "cls")]
+    rows = [(batch, b, *(pct(batch, b, v, over) for v, over in pairs))
             for batch in report.settings["batch_sizes"] for b in backends]
-    return _table(["batch", "backend", "cls over base", "amp over cls"], rows)
+    return _table(["batch", "backend", *(f"{v} over {over}" for v, over in pairs)], rows)
 
 
 def _stage_table(report, batch):

@@ -12,7 +12,7 @@ from ..runtime.loop import SamplingParams
 from .backends import BackendUnavailable, check_available
 from .machine import describe_machine, load_average
 from .timing import stage_names
-from .variants import DESCRIPTIONS, VARIANTS, paper_amp
+from .variants import DESCRIPTIONS, DIT_DESCRIPTIONS, VARIANTS, paper_amp
 from .worker import ModelSpec, Worker, WorkerJob
 
 REFERENCE = "torch"
@@ -32,6 +32,7 @@ class BenchSettings:
     export_dir: Optional[str] = None     # where exports are kept between runs; None: a temporary directory
     threads: Optional[int] = None        # intra-op threads of torch and ONNX Runtime; None: their defaults
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    steps: Optional[int] = None          # DiT: denoising steps per image
 
     def checked(self) -> "BenchSettings":
         """Torch first (the reference every figure is a ratio to), no repeats, known names."""
@@ -115,7 +116,7 @@ def _start_workers(settings, export_root):
             try:
                 check_available(name, settings.device)
                 worker = Worker(WorkerJob(name, settings.device, settings.spec, settings.variants, export_root,
-                                          settings.batch_sizes, settings.sampling, settings.threads))
+                                          settings.batch_sizes, settings.sampling, settings.threads, settings.steps))
             except BackendUnavailable as err:
                 if name == REFERENCE:
                     raise UserError(f"the torch reference cannot run: {err}") from None
@@ -186,13 +187,15 @@ def run_bench(settings: BenchSettings, progress: bool = True) -> BenchReport:
 
 def _settings_record(settings, workers, variants):
     info = workers[REFERENCE].info
+    dit = info["backbone"] == "dit"
     amp = paper_amp(info["depth"])
+    descriptions = DIT_DESCRIPTIONS if dit else DESCRIPTIONS
     return {
-        "model": info["model"], "image_size": info["image_size"], "backends": list(settings.backends),
-        "batch_sizes": list(settings.batch_sizes), "variants": {v: DESCRIPTIONS[v] for v in variants},
+        "model": info["model"], "backbone": info["backbone"], "image_size": info["image_size"], "backends": list(settings.backends),
+        "batch_sizes": list(settings.batch_sizes), "variants": {v: descriptions[v] for v in variants},
         "variants_skipped": info["skipped"], "warmup": settings.warmup, "iters": settings.iters,
         "device": settings.device, "threads": settings.threads or "default", "schedule": "interleaved: each round runs every (variant, backend) once",
-        "amp": {"mode": amp.mode, "beta": amp.beta, "rho": amp.rho, "layers": list(amp.layers)},
-        "sampling": asdict(settings.sampling),
+        "amp": {"mode": "gain" if dit else amp.mode, "beta": amp.beta, "rho": amp.rho, "layers": list(amp.layers)},
+        "sampling": info["sampling"],
         "peak_mem": {name: w.info["memory"] for name, w in workers.items()},
     }

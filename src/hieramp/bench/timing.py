@@ -1,5 +1,5 @@
-"""A timing proxy around any backend: the shared scale loop runs unchanged and each of its calls
-is timed under its stage name."""
+"""A timing proxy around any backend: the shared loop (VAR's scales, DiT's denoising steps) runs
+unchanged and each of its calls is timed under its stage name."""
 import time
 from collections import defaultdict
 
@@ -37,8 +37,9 @@ class TimedBackend:
     def begin(self, labels_B, plan):
         return self._timed("begin", self._backend.begin, labels_B, plan)
 
-    def step(self, si, feats, beta, rho, t):
-        return self._timed(f"step {si}", self._backend.step, si, feats, beta, rho, t)
+    def step(self, si, *args):
+        """VAR: step(si, feats, beta, rho, t); DiT: step(i, x, t, y, cfg, mask, beta, want_mass)."""
+        return self._timed(f"step {si}", self._backend.step, si, *args)
 
     def sample(self, logits, noise, top_k, top_p):
         return self._timed("sample", self._backend.sample, logits, noise, top_k, top_p)

@@ -1,4 +1,5 @@
-"""The three models the paper compares: base VAR, + class tokens, + class tokens and amplification."""
+"""The three models the paper compares: base VAR, + class tokens, + class tokens and amplification;
+for DiT, two: base and + amplification."""
 import hashlib
 from dataclasses import replace
 
@@ -6,6 +7,7 @@ import torch
 
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.bundle import HierAmpModel, ModelSource
+from ..model.dit import DiTAmpConfig, DiTModel
 from ..model.var import VAR
 
 VARIANTS = ("base", "cls", "amp")
@@ -13,6 +15,10 @@ DESCRIPTIONS = {
     "base": "VAR without class tokens (the same weights, class tokens dropped)",
     "cls": "class tokens, amplification off",
     "amp": "class tokens + amplification (logit mode, beta 5, rho 0.5, the paper's block)",
+}
+DIT_DESCRIPTIONS = {
+    "base": "DiT, amplification off",
+    "amp": "DiT + amplification (beta 5, rho 0.5, cfg-diff masks, the paper's relative block, every step but the first)",
 }
 
 
@@ -35,8 +41,12 @@ def without_class_tokens(model: HierAmpModel) -> HierAmpModel:
 def variant_models(model: HierAmpModel, variants=VARIANTS):
     """variant -> (model, AmpConfig) for the variants this model has, and variant -> reason for the rest.
 
-    A model without class tokens (plain VAR) is itself the `base` variant and has no `cls` or `amp`.
+    A model without class tokens (plain VAR) is itself the `base` variant and has no `cls` or `amp`;
+    a DiT has `base` and `amp`.
     """
+    if isinstance(model, DiTModel):
+        available = {name: (model, DiTAmpConfig(enabled=name == "amp")) for name in variants if name != "cls"}
+        return available, {"cls": "DiT has no class tokens"} if "cls" in variants else {}
     has_cls = bool(model.cfg.cls_token_scales)
     available, skipped = {}, {}
     for name in variants:

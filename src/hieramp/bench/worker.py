@@ -8,15 +8,18 @@ import multiprocessing
 import signal
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from ..errors import UserError
+from ..model.dit import DiTModel
+from ..model.dit.diffusion import DiTSampling, Sampler
 from ..model.presets import resolve_model
 from ..model.sampling import batch_noise
+from ..runtime.dit.loop import batch_latent_noise, denoise
 from ..runtime.generator import default_indices
 from ..runtime.loop import SamplingParams, run_scales
 from .backends import BackendUnavailable, backend_device, make_backend
@@ -47,6 +50,7 @@ class WorkerJob:
     batch_sizes: tuple
     sampling: SamplingParams
     threads: Optional[int] = None         # intra-op threads of torch and ONNX Runtime; None: their defaults
+    steps: Optional[int] = None           # DiT: denoising steps per image (default DiTSampling's)
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,13 @@ class Sample:
 
 
 class Arm:
-    """One variant on one backend."""
+    """One variant on one backend; `sampling` is the backbone's (SamplingParams, DiTSampling)."""
 
     def __init__(self, backend, model, amp, device, sampling):
         self.backend = backend
         self.cfg = model.cfg
-        self.plan = amp.resolve(model.cfg)
+        self.dit = isinstance(model, DiTModel)
+        self.plan = amp.resolve(model.cfg, sampling.steps) if self.dit else amp.resolve(model.cfg)
         self.sampling = sampling
         self.memory = PeakMemory(device, backend)
         self.synchronize = torch.cuda.synchronize if self.memory.on_device else None
@@ -75,8 +80,7 @@ class Arm:
         if self.synchronize:
             self.synchronize()
         start = time.perf_counter()
-        noise = batch_noise(seed, labels, default_indices(labels), self.cfg.patch_nums)
-        run_scales(backend, torch.tensor(labels), noise, self.sampling, self.plan)   # ends by fetching the images
+        self._generate(backend, labels, seed)
         if self.synchronize:
             self.synchronize()
         seconds = time.perf_counter() - start
@@ -85,20 +89,39 @@ class Arm:
             stages = dict(backend.seconds, other=seconds - sum(backend.seconds.values()))
         return Sample(seconds, self.memory.peak_mb(), stages)
 
+    def _generate(self, backend, labels, seed):
+        """One batch through the backbone's loop; it ends by fetching the images."""
+        indices = default_indices(labels)
+        if not self.dit:
+            run_scales(backend, torch.tensor(labels), batch_noise(seed, labels, indices, self.cfg.patch_nums), self.sampling, self.plan)
+            return
+        sampler = Sampler(self.sampling.sampler, self.sampling.steps)
+        shape = (self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
+        with torch.no_grad():
+            denoise(backend, sampler, torch.tensor(labels), batch_latent_noise(seed, labels, indices, sampler.steps, shape),
+                    self.sampling.cfg, self.plan)
+
 
 def build_arms(job: WorkerJob):
     if job.threads:
         torch.set_num_threads(job.threads)
     model = job.spec.load()
+    dit = isinstance(model, DiTModel)
+    if job.steps is not None and not dit:
+        raise UserError(f"--steps applies to DiT models; {model.source.name} is a VAR model: drop --steps")
+    sampling = DiTSampling(cfg=job.sampling.cfg, steps=job.steps or DiTSampling().steps) if dit else job.sampling
     models, skipped = variant_models(model, job.variants)
     device = backend_device(job.backend, job.device)
     arms = {}
     for variant, (variant_model, amp) in models.items():
         backend = make_backend(job.backend, variant_model, amp, variant, job.device, Path(job.export_root),
                                job.batch_sizes, job.threads)
-        arms[variant] = Arm(backend, variant_model, amp, device, job.sampling)
-    info = {"model": model.source.name, "num_scales": model.cfg.num_scales, "depth": model.cfg.depth,
-            "image_size": model.cfg.vae.image_size, "on_device": torch.device(device).type == "cuda", "memory": PeakMemory(device).kind, "skipped": skipped}
+        arms[variant] = Arm(backend, variant_model, amp, device, sampling)
+    info = {"model": model.source.name, "backbone": "dit" if dit else "var", "depth": model.cfg.depth,
+            # the loop's steps: VAR's scales, DiT's denoising steps
+            "num_scales": sampling.steps if dit else model.cfg.num_scales,
+            "image_size": model.image_size if dit else model.cfg.vae.image_size, "sampling": asdict(sampling),
+            "on_device": torch.device(device).type == "cuda", "memory": PeakMemory(device).kind, "skipped": skipped}
     return arms, info
 
 

@@ -1,5 +1,6 @@
 """`hieramp bench`: seconds per image, images per second and peak memory per backend, batch size
-and variant (base VAR, + class tokens, + amplification), with torch as the reference column."""
+and variant (base VAR, + class tokens, + amplification; DiT: base, + amplification), with torch
+as the reference column."""
 from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
 from ..bench.variants import VARIANTS
 from ..errors import UserError
@@ -12,13 +13,15 @@ def add_parser(subparsers):
                               description=__doc__)
     add_model_options(p)
     p.add_argument("--random-init", action="store_true",
-                   help="benchmark an architecture preset (d16, d20, d24, d30) with random weights, no checkpoint needed")
+                   help="benchmark an architecture preset (d16, d20, d24, d30, dit-xl-2) with random weights, no checkpoint needed")
+    p.add_argument("--steps", type=positive_int, help="DiT: denoising steps per image (default 50)")
     p.add_argument("--backends", default="torch",
                    help="comma-separated: torch (always included, the reference), onnxruntime, tensorrt; "
                         "one that cannot run here is reported as unavailable")
     p.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes, e.g. 1,8,64")
     p.add_argument("--variants", default=",".join(VARIANTS),
-                   help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification)")
+                   help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification); "
+                        "DiT: base and amp")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds per batch size before the measured ones")
     p.add_argument("--iters", type=int, default=5, help="measured rounds per batch size (medians and spread over them)")
     p.add_argument("--threads", type=positive_int,
@@ -44,7 +47,7 @@ def run(args):
         batch_sizes=tuple(int_list(args.batch_sizes)),
         variants=_names(args.variants, "--variants"),
         warmup=args.warmup, iters=args.iters, device=args.device, export_dir=args.export_dir,
-        threads=args.threads,
+        threads=args.threads, steps=args.steps,
     )
     outputs = [output_file(f) for f in (args.json, args.markdown, args.plot) if f]   # before the long run
     report = run_bench(settings)

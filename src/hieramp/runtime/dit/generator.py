@@ -5,7 +5,6 @@ import torch
 from ...errors import UserError
 from ...model.dit.amp import DiTAmpConfig, file_saliency
 from ...model.dit.diffusion import DiTSampling, Sampler
-from ...model.dit.vae import decode
 from ..generator import default_indices
 from .backends import BACKENDS
 from .loop import batch_latent_noise, denoise
@@ -17,7 +16,6 @@ class DiTGenerator:
             raise UserError(f"backend {backend!r} does not run DiT: use {' or '.join(BACKENDS)}")
         self.model = model
         self.backend = BACKENDS[backend](model, device=device, **backend_options)
-        model.vae.to(self.backend.device)
 
     @property
     def cfg(self):
@@ -37,7 +35,7 @@ class DiTGenerator:
         """The plan of a run, or a UserError before any work: labels, sampler, steps, amplification, backend."""
         self.check_labels(labels)
         plan = amp.resolve(self.cfg, Sampler(sampling.sampler, sampling.steps).steps) if amp is not None else None
-        self.backend.begin(plan)
+        self.backend.begin(torch.tensor(labels), plan)
         return plan
 
     def run(self, labels, seed=0, sampling=DiTSampling(), amp=DiTAmpConfig(), indices=None, return_masks=False,
@@ -56,5 +54,5 @@ class DiTGenerator:
         shape = (self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
         noise = batch_latent_noise(seed, labels, indices, sampler.steps, shape)
         with torch.no_grad():
-            return denoise(self.backend, lambda x: decode(self.model.vae, x), sampler, torch.tensor(labels), noise,
+            return denoise(self.backend, sampler, torch.tensor(labels), noise,
                            sampling.cfg, plan, saliency, return_masks, forced_latents, return_outputs)

@@ -1,5 +1,5 @@
 """The denoising loop every DiT backend runs: per step, the mask from the plan, one guided step
-on the backend, the sampler's update on the host side of the loop; then the VAE decodes."""
+on the backend, the sampler's update; then the backend decodes."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,11 +30,11 @@ class DiTResult:
     outputs: Optional[list] = None  # per step: the guided model output (B, out_channels, h, w), CPU
 
 
-def denoise(backend, vae_decode, sampler: Sampler, labels_B, noise, cfg: float, plan, file_saliency=None,
+def denoise(backend, sampler: Sampler, labels_B, noise, cfg: float, plan, file_saliency=None,
             return_masks=False, forced_latents=None, return_outputs=False) -> DiTResult:
     """`forced_latents` (per step, CPU) replaces each step's input by the given latents, so that
     two backends can be compared on the same path; the masks still come from this run's steps."""
-    backend.begin(plan)
+    backend.begin(labels_B, plan)
     noise = backend.put(noise)
     y = backend.put(labels_B)
     x = noise[:, 0]
@@ -49,12 +49,12 @@ def denoise(backend, vae_decode, sampler: Sampler, labels_B, noise, cfg: float, 
         if plan is not None and plan.active(i):
             saliency = backend.put(file_saliency) if plan.source == "file" else previous
             mask = object_mask(saliency, plan.rho)
-        guided, cfg_diff, mass = backend.step(x, t, y, cfg, mask, plan.beta if mask is not None else 1.0, want_mass)
+        guided, cfg_diff, mass = backend.step(i, x, t, y, cfg, mask, plan.beta if mask is not None else 1.0, want_mass)
         previous = mass if want_mass else cfg_diff
         if return_outputs:
             inputs.append(x.cpu())
             outputs.append(guided.cpu())
         x = sampler.update(i, x, guided, noise[:, i + 1] if sampler.uses_noise else None)
         masks.append(None if mask is None else mask.cpu())
-    return DiTResult(images=vae_decode(x).cpu(), latents=x.cpu(), masks=masks if return_masks else None,
+    return DiTResult(images=backend.decode(x).cpu(), latents=x.cpu(), masks=masks if return_masks else None,
                      inputs=inputs if return_outputs else None, outputs=outputs if return_outputs else None)
