@@ -2,7 +2,7 @@
 drift in the machine's load hits all arms alike; medians and spread over the rounds."""
 import statistics
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from tqdm import tqdm

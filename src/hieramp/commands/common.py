@@ -1,6 +1,7 @@
 """Options shared by several subcommands, and turning them into models and configs."""
 import argparse
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
@@ -199,6 +200,20 @@ def output_dir(path) -> Path:
     if not os.access(out, os.W_OK):
         raise UserError(f"output directory {out} is not writable; choose a writable path")
     return out
+
+
+@contextmanager
+def output_dir_for_run(path):
+    """output_dir for the body of a run: a directory this run created is removed again when a
+    user error ends the run before anything was written into it."""
+    created = not Path(path).exists()
+    out = output_dir(path)
+    try:
+        yield out
+    except UserError:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def output_file(path) -> Path:

@@ -5,14 +5,12 @@ made. Images depend only on (seed, class, index), the model and the sampling and
 settings, so any batch size, shard count or resume point gives the same files.
 """
 import os
-from pathlib import Path
 
 from ..classes import parse_class_spec
 from ..distill import DistillSettings, default_workers, distill, resolve_shard
-from ..errors import UserError
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir, positive_int, sampling_from_args
+    generator_from_args, load_model_from_args, output_dir_for_run, positive_int, sampling_from_args
 
 
 def add_parser(subparsers):
@@ -56,13 +54,7 @@ def run(args):
                                amp=amp_from_args(args, model.cfg), save_size=args.save_size,
                                png_level=args.png_level)
     generator = generator_from_args(args, model)
-    created = not Path(args.out).exists()
-    out = output_dir(args.out)
-    try:
+    with output_dir_for_run(args.out) as out:
         summary = distill(generator, classes, args.ipc, out, settings, shard, args.batch_size,
                           overlap=not args.no_overlap, write_workers=args.write_workers, progress=not args.no_progress)
-    except UserError:
-        if created and not any(out.iterdir()):              # refused before writing: leave no trace
-            out.rmdir()
-        raise
     print(summary)

@@ -7,7 +7,7 @@ import torch
 from ..classes import parse_class_spec
 from ..runtime.images import encode_png, write_atomic, write_grid
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir, positive_int, sampling_from_args
+    generator_from_args, load_model_from_args, output_dir_for_run, positive_int, sampling_from_args
 
 
 def add_parser(subparsers):
@@ -28,18 +28,18 @@ def run(args):
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
     amp = amp_from_args(args, model.cfg)
     sampling = sampling_from_args(args, model.cfg)
-    out = output_dir(args.out)
     generator = generator_from_args(args, model)
     jobs = [(c, i) for c in classes for i in range(args.per_class)]
     images = []
-    for start in range(0, len(jobs), args.batch_size):
-        batch = jobs[start:start + args.batch_size]
-        result = generator.run([c for c, _ in batch], seed=args.seed, sampling=sampling, amp=amp,
-                               indices=[i for _, i in batch])
-        for (c, i), image in zip(batch, result.images):
-            folder = out / str(c)
-            folder.mkdir(exist_ok=True)
-            write_atomic(folder / f"{i}.png", encode_png(image))
-        images.append(result.images)
+    with output_dir_for_run(args.out) as out:
+        for start in range(0, len(jobs), args.batch_size):
+            batch = jobs[start:start + args.batch_size]
+            result = generator.run([c for c, _ in batch], seed=args.seed, sampling=sampling, amp=amp,
+                                   indices=[i for _, i in batch])
+            for (c, i), image in zip(batch, result.images):
+                folder = out / str(c)
+                folder.mkdir(exist_ok=True)
+                write_atomic(folder / f"{i}.png", encode_png(image))
+            images.append(result.images)
     write_grid(torch.cat(images), nrow=args.per_class if args.per_class > 1 else math.ceil(len(jobs) ** 0.5), path=out / "grid.png")
     print(f"wrote {len(jobs)} images and grid.png to {Path(out).resolve()}")

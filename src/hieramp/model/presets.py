@@ -92,6 +92,7 @@ def _checkpoint_model(path, vae, device, trust_checkpoint, num_heads):
         return load_dit_model(path, vae, device, trust_checkpoint, num_heads, sd)
     if num_heads is not None:
         raise UserError(f"--heads applies to DiT checkpoints; {path} is a VAR one, whose heads come from its keys")
-    if vae is None:
-        raise UserError(f"--model {path} is a VAR checkpoint: pass its VQVAE with --vae {OFFICIAL_VAE_FILE}")
+    if vae is None or Path(vae).is_dir():
+        raise UserError(f"--model {path} is a VAR checkpoint: pass its VQVAE file with --vae {OFFICIAL_VAE_FILE}"
+                        + (f" ({vae} is a directory, the form of DiT's VAE)" if vae else ""))
     return load_model(path, vae, device, trust_checkpoint, sd)
