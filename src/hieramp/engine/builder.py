@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..export.amp_function import OP_NAME
+from ..export.dit import DiTExportManifest
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
 from ..model.checkpoint import sha256_of
@@ -80,6 +81,9 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
     """Build every graph of the export in `export_dir` into the engine directory `out` (replacing
     an earlier build there). precision defaults to the export's dtype, batch sizes to (1, the
     export's max batch)."""
+    if DiTExportManifest.describes(export_dir):
+        raise UserError(f"{export_dir} is a DiT export: TensorRT engines are built from VAR exports only; run it with "
+                        f"--backend onnxruntime --export {export_dir}")
     export = ExportManifest.read(export_dir)
     export.verify_files()
     tensorrt = trt_import.load(flavour)
