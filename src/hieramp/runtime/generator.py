@@ -20,6 +20,17 @@ def default_indices(labels):
     return indices
 
 
+def check_labels(labels, num_classes: int) -> list:
+    """The labels as ints, each a class of the model, at least one."""
+    labels = [int(c) for c in labels]
+    for c in labels:
+        if not 0 <= c < num_classes:
+            raise UserError(f"class {c} is out of range: this model has {num_classes} classes (0-{num_classes - 1})")
+    if not labels:
+        raise UserError("no labels given: pass at least one class")
+    return labels
+
+
 class Generator:
     def __init__(self, model, backend="torch", device="cpu", **backend_options):
         self.model = model
@@ -30,14 +41,7 @@ class Generator:
         return self.model.cfg
 
     def check_labels(self, labels):
-        labels = [int(c) for c in labels]
-        n = self.cfg.num_classes
-        for c in labels:
-            if not 0 <= c < n:
-                raise UserError(f"class {c} is out of range: this model has {n} classes (0-{n - 1})")
-        if not labels:
-            raise UserError("no labels given: pass at least one class")
-        return labels
+        return check_labels(labels, self.cfg.num_classes)
 
     def check(self, labels, sampling, amp):
         """The amplification plan of a run, or a UserError before any work: the backend refuses

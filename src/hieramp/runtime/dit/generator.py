@@ -5,7 +5,7 @@ import torch
 from ...errors import UserError
 from ...model.dit.amp import DiTAmpConfig, file_saliency
 from ...model.dit.diffusion import DiTSampling, Sampler
-from ..generator import default_indices
+from ..generator import check_labels, default_indices
 from .backends import BACKENDS
 from .loop import batch_latent_noise, denoise
 
@@ -22,14 +22,7 @@ class DiTGenerator:
         return self.model.cfg
 
     def check_labels(self, labels):
-        labels = [int(c) for c in labels]
-        n = self.cfg.num_classes
-        if not labels:
-            raise UserError("no labels given: pass at least one class")
-        for c in labels:
-            if not 0 <= c < n:
-                raise UserError(f"class {c} is out of range: this model has {n} classes (0-{n - 1})")
-        return labels
+        return check_labels(labels, self.cfg.num_classes)
 
     def check(self, labels, sampling: DiTSampling, amp):
         """The plan of a run, or a UserError before any work: labels, sampler, steps, amplification, backend."""
