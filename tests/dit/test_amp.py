@@ -5,11 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from hieramp.model.dit.amp import DiTAmpConfig, object_mask
-from hieramp.model.dit.diffusion import DiTSampling
-from hieramp.runtime.dit.generator import DiTGenerator
-from hieramp.runtime.dit.loop import batch_latent_noise
 from hieramp.errors import UserError
+from hieramp.model.dit.amp import DiTAmpConfig, object_mask
+from hieramp.model.dit.diffusion import DiTSampling, batch_latent_noise
+from hieramp.runtime.dit.generator import DiTGenerator
 
 
 @pytest.mark.parametrize("rho", [0.01, 0.25, 0.5, 0.77, 1.0])

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from hieramp.errors import UserError
 from hieramp.model.dit.amp import DiTAmpConfig
 from hieramp.model.dit.diffusion import DiTSampling, Sampler, Schedule, linear_betas, spaced_timesteps
 from hieramp.runtime.dit.generator import DiTGenerator
-from hieramp.errors import UserError
 
 
 def test_linear_schedule_and_respacing():

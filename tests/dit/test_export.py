@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from hieramp.model.dit.amp import DiTAmpConfig
-from hieramp.model.dit.diffusion import DiTSampling
-from hieramp.runtime.dit.backends import OrtStep, TorchStep
-from hieramp.model.dit.presets import random_dit_model
-from hieramp.export.dit import export_dit
-from hieramp.runtime.dit.generator import DiTGenerator
 from hieramp.compare import DiTTolerances, compare_dit
 from hieramp.errors import UserError
+from hieramp.export.dit import export_dit
+from hieramp.model.dit.amp import DiTAmpConfig
+from hieramp.model.dit.diffusion import DiTSampling
+from hieramp.model.dit.presets import random_dit_model
+from hieramp.runtime.dit.backends import OrtStep, TorchStep
+from hieramp.runtime.dit.generator import DiTGenerator
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from hieramp.dit import DiT, DiTConfig, load_dit
-from hieramp.model.dit.config import dit_xl_2
 from hieramp.errors import UserError
+from hieramp.model.dit.config import dit_xl_2
 
 
 def reference_forward(sd, cfg: DiTConfig, x, t, y):

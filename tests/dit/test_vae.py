@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from hieramp.model.dit.vae import decode, load_vae
 from hieramp.errors import UserError
+from hieramp.model.dit.vae import decode, load_vae
 
 
 def test_vae_directory_round_trip_and_latent_scale(tiny_files, tiny_dit_model):

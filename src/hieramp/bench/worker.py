@@ -16,10 +16,10 @@ import torch
 
 from ..errors import UserError
 from ..model.dit import DiTModel
-from ..model.dit.diffusion import DiTSampling, Sampler
+from ..model.dit.diffusion import DiTSampling, Sampler, batch_latent_noise
 from ..model.presets import resolve_model
 from ..model.sampling import batch_noise
-from ..runtime.dit.loop import batch_latent_noise, denoise
+from ..runtime.dit.loop import denoise
 from ..runtime.generator import default_indices
 from ..runtime.loop import SamplingParams, run_scales
 from .backends import BackendUnavailable, backend_device, make_backend

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
+from ..sampling import image_generator
 
 TRAIN_STEPS = 1000
 SAMPLERS = ("ddpm", "ddim")
@@ -115,3 +116,14 @@ class Sampler:
         else:
             log_var = _f32(c["max_log"])     # the official fixed-large variance
         return mean + torch.exp(0.5 * log_var) * noise_BCHW
+
+
+def latent_noise(seed: int, label: int, index: int, steps: int, shape_CHW) -> torch.Tensor:
+    """(steps + 1, C, H, W) standard normal noise of one image: the initial latent, then one draw
+    per step (DDPM). It depends on (seed, class, index) only, as VAR's token noise does."""
+    return torch.randn((steps + 1, *shape_CHW), generator=image_generator(seed, label, index))
+
+
+def batch_latent_noise(seed, labels, indices, steps, shape_CHW) -> torch.Tensor:
+    """(B, steps + 1, C, H, W) on the CPU; an image's noise ignores its batch neighbours."""
+    return torch.stack([latent_noise(seed, int(c), int(i), steps, shape_CHW) for c, i in zip(labels, indices)])

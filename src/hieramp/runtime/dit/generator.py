@@ -4,10 +4,10 @@ import torch
 
 from ...errors import UserError
 from ...model.dit.amp import DiTAmpConfig, file_saliency
-from ...model.dit.diffusion import DiTSampling, Sampler
+from ...model.dit.diffusion import DiTSampling, Sampler, batch_latent_noise
 from ..generator import check_labels, default_indices
 from .backends import BACKENDS
-from .loop import batch_latent_noise, denoise
+from .loop import denoise
 
 
 class DiTGenerator:

@@ -7,18 +7,6 @@ import torch
 
 from ...model.dit.amp import object_mask
 from ...model.dit.diffusion import Sampler
-from ...model.sampling import image_generator
-
-
-def latent_noise(seed: int, label: int, index: int, steps: int, shape_CHW) -> torch.Tensor:
-    """(steps + 1, C, H, W) standard normal noise of one image: the initial latent, then one draw
-    per step (DDPM). It depends on (seed, class, index) only, as VAR's token noise does."""
-    return torch.randn((steps + 1, *shape_CHW), generator=image_generator(seed, label, index))
-
-
-def batch_latent_noise(seed, labels, indices, steps, shape_CHW) -> torch.Tensor:
-    """(B, steps + 1, C, H, W) on the CPU; an image's noise ignores its batch neighbours."""
-    return torch.stack([latent_noise(seed, int(c), int(i), steps, shape_CHW) for c, i in zip(labels, indices)])
 
 
 @dataclass
