@@ -120,3 +120,13 @@ def test_bench_runs_the_dit_variants(tmp_path):
     assert {(r["backend"], r["variant"]) for r in report["results"]} == {(b, v) for b in ("torch", "onnxruntime") for v in ("base", "amp")}
     assert {s["stage"] for s in report["stages"]} >= {"step 0", "step 1", "decode"}
     assert Image.open(tmp_path / "r.png").size[0] > 0
+
+
+def test_the_dit_xl_2_preset_reads_the_official_files(tmp_path, tiny_files, monkeypatch, capsys):
+    dit_file, vae_dir = tiny_files
+    monkeypatch.setenv("HIERAMP_CHECKPOINTS", str(tmp_path))
+    argv = ["generate", "--model", "dit-xl-2", "--heads", "2", "--steps", "2", "--classes", "1", "--out"]
+    assert "preset dit-xl-2 needs" in error_line(capsys, [*argv, str(tmp_path / "a")])
+    (tmp_path / "DiT-XL-2-256x256.pt").symlink_to(dit_file)       # a small file in the official place
+    (tmp_path / "sd-vae-ft-mse").symlink_to(vae_dir)
+    assert main([*argv, str(tmp_path / "b")]) == 0 and (tmp_path / "b" / "1" / "0.png").is_file()
