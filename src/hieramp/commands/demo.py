@@ -9,7 +9,8 @@ from ..distill import DistillSettings, distill
 from ..model.amp_config import AmpConfig
 from ..model.presets import resolve_model
 from ..runtime.generator import Generator
-from ..runtime.images import write_atomic, write_grid
+from ..files import write_atomic
+from ..runtime.images import write_grid
 from ..runtime.loop import SamplingParams
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder

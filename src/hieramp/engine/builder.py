@@ -22,10 +22,8 @@ from ..errors import UserError
 from ..export.amp_function import OP_NAME
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
-from ..model.checkpoint import sha256_of
-from ..runtime.images import write_atomic
+from ..files import sha256_of, staged_directory, write_atomic
 from ..runtime.loop import SamplingParams
-from ..staged_dir import staged_directory
 from . import trt_import
 from .manifest import EngineManifest, gpu_entry
 from .trt_import import TENSORRT, TensorRT

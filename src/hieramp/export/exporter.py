@@ -15,9 +15,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..files import sha256_of, staged_directory
 from ..model.amp_config import AmpConfig, default_amp_layers
-from ..model.checkpoint import sha256_of
-from ..staged_dir import staged_directory
 from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
 from .graphs import ConditionGraph, DecodeGraph, StepGraph, UpdateGraph
