@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..model.amp_config import AmpConfig, stages
 from ..runtime.images import write_grid
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from .metrics import coverage, entropy_bits, rise_shares, token_histogram
 from .schedules import with_baseline
 
@@ -89,8 +89,7 @@ def analyze(generator, classes, ipc: int, schedules, amp: AmpConfig = AmpConfig(
             batch = jobs[start:start + batch_size]
             labels = [c for c, _ in batch]
             for s in schedules:
-                result = generator.run(labels, seed=seed, cfg=sampling.cfg, top_k=sampling.top_k, top_p=sampling.top_p,
-                                       amp=amps[s.name], indices=[i for _, i in batch])
+                result = generator.run(labels, seed=seed, sampling=sampling, amp=amps[s.name], indices=[i for _, i in batch])
                 for c in dict.fromkeys(labels):
                     rows = torch.tensor([j for j, label in enumerate(labels) if label == c])
                     tokens[c][s.name].append([ids[rows] for ids in result.tokens])

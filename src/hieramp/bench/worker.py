@@ -16,9 +16,9 @@ import torch
 
 from ..errors import UserError
 from ..model.presets import resolve_model
-from ..model.sampling import batch_noise
+from ..model.sampling import SamplingParams, batch_noise
 from ..runtime.generator import default_indices
-from ..runtime.loop import SamplingParams, run_scales
+from ..runtime.loop import run_scales
 from .backends import BackendUnavailable, backend_device, make_backend
 from .memory import PeakMemory
 from .timing import TimedBackend

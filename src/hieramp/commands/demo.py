@@ -11,7 +11,7 @@ from ..model.presets import resolve_model
 from ..runtime.generator import Generator
 from ..files import write_atomic
 from ..runtime.images import write_grid
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder
 from .common import add_amp_options, add_sampling_options, amp_from_args, output_dir, positive_int

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from .layout import Layout
 from .manifest import Manifest, finished_jobs, manifest_name
 from .plan import Shard, plan_jobs
@@ -116,8 +116,7 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
                   disable=not progress, dynamic_ncols=True) as bar, \
                 ImageWriter(layout, manifest, record, settings, bar, overlap, write_workers) as writer:
             for batch in batches(pending, batch_size):
-                result = generator.run([job.label for job in batch], seed=settings.seed, cfg=settings.sampling.cfg,
-                                       top_k=settings.sampling.top_k, top_p=settings.sampling.top_p,
+                result = generator.run([job.label for job in batch], seed=settings.seed, sampling=settings.sampling,
                                        amp=settings.amp, indices=[job.index for job in batch])
                 writer.submit(batch, result.images)
         seconds = time.perf_counter() - start

@@ -23,7 +23,7 @@ from ..export.amp_function import OP_NAME
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
 from ..files import sha256_of, staged_directory, write_atomic
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from . import trt_import
 from .manifest import EngineManifest, gpu_entry
 from .trt_import import TENSORRT, TensorRT

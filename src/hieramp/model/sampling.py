@@ -3,8 +3,18 @@
 The inverse CDF walks the tokens in descending-logit order (stable: ties keep the lower index),
 the same order a sorted TopK yields, so every backend draws the same token from the same noise.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What decides how tokens are drawn from the guided logits (besides the seed)."""
+    cfg: float = 4.0         # classifier-free guidance scale at the last scale (t_s ramps up to it)
+    top_k: int = 900         # 0: no top-k filter
+    top_p: float = 0.95      # 1: no top-p filter
 
 
 def guidance_scales(cfg: float, num_scales: int):

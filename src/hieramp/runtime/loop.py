@@ -4,14 +4,7 @@ from typing import Optional
 
 import torch
 
-from ..model.sampling import guidance_scales
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    cfg: float = 4.0
-    top_k: int = 900
-    top_p: float = 0.95
+from ..model.sampling import SamplingParams, guidance_scales
 
 
 @dataclass
