@@ -10,7 +10,7 @@ Three runs on the same labels and seed:
    token agreement already counts).
 
 The amplified sets: the reference's come from its own op inputs through the reference's
-`class_row_mask` and `topk_indicator`. A backend takes part by offering `record_amp_sets()`,
+`amplified_set`. A backend takes part by offering `record_amp_sets()`,
 after which `amp_indicators` holds, per step, the sets its graph computed (the onnxruntime
 backend does); otherwise the sets are not compared.
 """
@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from .model.amp_config import AmpConfig
-from .model.amp_op import class_row_mask, topk_indicator
+from .model.amp_op import amplified_set
 from .runtime.generator import Generator
 
 
@@ -93,11 +93,7 @@ class _IndicatorRecorder:
         self.op, self.calls = op, []
 
     def __call__(self, q, k, v, beta, rho, scale, mode):
-        Lq = q.shape[-2]
-        n, P = Lq - 1, k.shape[-2] - Lq
-        logits = scale * (q.float() @ k.float().transpose(-1, -2)) + class_row_mask(P, Lq, q.device)  # (2B, H, Lq, P + Lq)
-        saliency = torch.softmax(logits[:, :, Lq - 1, P:P + n], dim=-1).mean(dim=1)                    # (2B, n)
-        self.calls.append(topk_indicator(saliency, rho).cpu())
+        self.calls.append(amplified_set(q, k, rho, scale).cpu())                     # (2B, n)
         return self.op(q, k, v, beta, rho, scale, mode)
 
 

@@ -11,9 +11,10 @@ import onnxruntime as ort
 import torch
 
 from ...errors import UserError
-from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.amp_function import graph_rho
 from ...export.manifest import ExportManifest, check_amp_plan
 from ...export.sample_graph import candidates
+from ...model.amp_op import NEUTRAL_BETA
 from ...model.kv_cache import KVCache
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}

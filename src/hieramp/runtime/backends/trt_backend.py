@@ -19,9 +19,10 @@ from ...engine.manifest import EngineManifest, describe_gpu
 from ...engine.runner import CapturedWork, Engine, aligned_rows
 from ...engine.trt_import import NAMES, TENSORRT
 from ...errors import UserError
-from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.amp_function import graph_rho
 from ...export.manifest import check_amp_plan
 from ...export.sample_graph import TOPK_LIMIT, candidates
+from ...model.amp_op import NEUTRAL_BETA
 from ...model.kv_cache import KVCache
 
 
