@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..engine import trt_import
-from ..engine.trt_import import NAMES, TENSORRT, TENSORRT_RTX
+from .. import trt_import
+from ..trt_import import NAMES, TENSORRT, TENSORRT_RTX
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from .. import trt_import
 from ..errors import UserError
 from ..export.amp_function import OP_NAME
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
 from ..files import sha256_of, staged_directory, write_atomic
 from ..model.sampling import SamplingParams
-from . import trt_import
+from ..trt_import import TENSORRT, TensorRT
 from .manifest import EngineManifest, gpu_entry
-from .trt_import import TENSORRT, TensorRT
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 PER_SCALE = ("step", "sample")          # profiles per (batch bucket, scale)

@@ -20,7 +20,7 @@ import importlib.util
 import re
 from typing import Optional
 
-from ..engine.trt_import import TENSORRT, try_flavour
+from ..trt_import import TENSORRT, try_flavour
 
 PLUGIN_ID = "hieramp::TopKBiasAttention"
 # Kernel parameters in the kernel's order (plugins/aot.py) and in TensorRT's launch order.

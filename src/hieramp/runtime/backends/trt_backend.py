@@ -13,17 +13,17 @@ Letters as in model/var.py. Needs a CUDA GPU: nothing here runs on a CPU-only ma
 """
 import torch
 
-from ...engine import trt_import
+from ... import trt_import
 from ...engine.builder import build_engines
 from ...engine.manifest import EngineManifest, describe_gpu
 from ...engine.runner import CapturedWork, Engine, aligned_rows
-from ...engine.trt_import import NAMES, TENSORRT
 from ...errors import UserError
 from ...export.amp_function import graph_rho
 from ...export.manifest import check_amp_plan
 from ...export.sample_graph import TOPK_LIMIT, candidates
 from ...model.amp_op import NEUTRAL_BETA
 from ...model.kv_cache import KVCache
+from ...trt_import import NAMES, TENSORRT
 
 
 def _cuda_device(device) -> torch.device:
