@@ -20,6 +20,7 @@ from ..model.amp_op import MODES, k_sel
 DOMAIN = "hieramp"
 OP_NAME = "TopKBiasAttention"
 OP_VERSION = 1
+INDICATOR = "topk_indicator"   # the indicator a inside the function body (hieramp compare reads it)
 
 
 def graph_rho(rho: float, n: int) -> np.float32:
@@ -104,7 +105,7 @@ def function_proto(mode: str, opset: int) -> onnx.FunctionProto:
     before = f("Or", f("Greater", m_i, m_j), f("And", f("Equal", m_i, m_j), lower))  # (B, n, n)
     rank = f("ReduceSum", f("Cast", before, to=TensorProto.INT64), axis1, keepdims=0)  # (B, n)
     k_sel_ = f("Max", f("Cast", f("Floor", f("Mul", rho, f("Cast", n, to=F32))), to=TensorProto.INT64), one)
-    a = f("Cast", f("Less", rank, k_sel_), to=F32, name="topk_indicator")            # (B, n)
+    a = f("Cast", f("Less", rank, k_sel_), to=F32, name=INDICATOR)            # (B, n)
 
     # a over all P + Lq keys: zero at the cached keys and at the class key.
     pads = f("Concat", axis0, f("Unsqueeze", P, axis0), f.const([0, 1]), axis=0)

@@ -11,16 +11,15 @@ import onnxruntime as ort
 import torch
 
 from ...errors import UserError
-from ...export.amp_function import graph_rho
+from ...export.amp_function import INDICATOR
+from ...export.graphs import cache_feeds, guidance_rows, step_scalars, write_new_keys
 from ...export.manifest import ExportManifest, check_amp_plan
 from ...export.sample_graph import candidates
-from ...model.amp_op import NEUTRAL_BETA
 from ...model.kv_cache import KVCache
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(int64)": torch.int64}
 NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
-INDICATOR = "topk_indicator"   # name of the indicator inside the op's function body
 
 
 class _Graph:
@@ -170,18 +169,12 @@ class OrtBackend:
     def step(self, si, feats, beta, rho, t):
         """`feats` is the previous update's `tokens` output: the scale's embedded input."""
         P, n = self.cfg.scale_offsets[si], self.cfg.patch_nums[si] ** 2
-        if self.plan is None or not self.plan.active(si):
-            beta = NEUTRAL_BETA[self.manifest.amp_mode or "logit"]
-        caches = {}
-        for layer in range(self.cfg.depth):
-            caches[f"cache_k.{layer}"], caches[f"cache_v.{layer}"] = self.cache.k[layer], self.cache.v[layer]
+        scalars = step_scalars(self.plan, self.manifest.amp_mode, si, n, beta, rho, t)
         logits, *rest = self.step_graph(
             tokens=self.sos if si == 0 else feats, block_mods=self.block_mods, head_mod=self.head_mod,
-            scale=_scalar(si, np.int64), past_len=_scalar(P, np.int64), beta=_scalar(beta, np.float32),
-            rho=_scalar(graph_rho(rho, n), np.float32), cfg_t=_scalar(t, np.float32), **caches)
-        for layer in range(self.cfg.depth):
-            self.cache.k[layer][:, :, P:P + n] = rest[2 * layer]                         # (2B, H, n, D)
-            self.cache.v[layer][:, :, P:P + n] = rest[2 * layer + 1]
+            scale=_scalar(si, np.int64), past_len=_scalar(P, np.int64),
+            **{name: _scalar(value, np.float32) for name, value in scalars.items()}, **cache_feeds(self.cache))
+        write_new_keys(self.cache, P, rest[:2 * self.cfg.depth])
         if self.record_amp:
             self.amp_indicators.append(dict(zip(self.manifest.amp_layers, rest[2 * self.cfg.depth:])))
         return logits                                                                    # (B, n, V)
@@ -197,9 +190,7 @@ class OrtBackend:
         f_hat = torch.cat([p[0] for p in parts])
         if len(parts[0]) == 1:
             return f_hat, None
-        # Each image's tokens are (2, n', C): its conditional row, then its unconditional one.
-        tokens = [p[1] for p in parts]
-        return f_hat, torch.cat([x[:1] for x in tokens] + [x[1:] for x in tokens])     # (2B, n', C)
+        return f_hat, guidance_rows(torch.stack([p[1] for p in parts]))                 # (2B, n', C)
 
     def decode(self, f_hat):
         return torch.cat([self.decode_graph(f_hat=f_hat[i:i + 1])[0] for i in range(len(f_hat))])

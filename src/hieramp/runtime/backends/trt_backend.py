@@ -18,10 +18,9 @@ from ...engine.builder import build_engines
 from ...engine.manifest import EngineManifest, describe_gpu
 from ...engine.runner import CapturedWork, Engine, aligned_rows
 from ...errors import UserError
-from ...export.amp_function import graph_rho
+from ...export.graphs import cache_feeds, cache_names, guidance_rows, step_scalars, write_new_keys
 from ...export.manifest import check_amp_plan
 from ...export.sample_graph import TOPK_LIMIT, candidates
-from ...model.amp_op import NEUTRAL_BETA
 from ...model.kv_cache import KVCache
 from ...trt_import import NAMES, TENSORRT
 
@@ -97,14 +96,11 @@ class _Batch:
         right away). Returns the inputs (the host past_len must stay alive) and the outputs."""
         cfg, B = backend.cfg, self.B
         H, D, n = cfg.num_heads, cfg.head_dim, cfg.patch_nums[s] ** 2
-        names = [f"new_{kv}.{layer}" for layer in range(cfg.depth) for kv in "kv"]
+        names = cache_names(cfg.depth, "new")
         new = {name: buf[:2 * B * H * n * D].view(2 * B, H, n, D) for name, buf in zip(names, self.new_kv)}
-        caches = {}
-        for layer in range(cfg.depth):
-            caches[f"cache_k.{layer}"], caches[f"cache_v.{layer}"] = self.cache.k[layer], self.cache.v[layer]
         inputs = {"tokens": self.tokens[s], "block_mods": self.cond["block_mods"], "head_mod": self.cond["head_mod"],
                   "scale": torch.tensor(s, device=backend.device), "past_len": torch.tensor(cfg.scale_offsets[s]),
-                  "beta": self.beta[s], "rho": self.rho[s], "cfg_t": self.cfg_t[s], **caches}
+                  "beta": self.beta[s], "rho": self.rho[s], "cfg_t": self.cfg_t[s], **cache_feeds(self.cache)}
         return inputs, backend.step_engine.bind(self.step_ctx[s], inputs, new)
 
 
@@ -152,13 +148,11 @@ class TensorRTBackend:
 
     def step_work(self, batch: _Batch, s: int):
         ctx, cache, (_, new) = batch.step_ctx[s], batch.cache, batch.step_io[s]
-        P, n = self.cfg.scale_offsets[s], self.cfg.patch_nums[s] ** 2
+        new_kv = [new[name] for name in cache_names(self.cfg.depth, "new")]             # (2B, H, n, D) each
 
         def work():
             self.step_engine.run(ctx)
-            for layer in range(self.cfg.depth):
-                cache.k[layer][:, :, P:P + n].copy_(new[f"new_k.{layer}"])                # (2B, H, n, D)
-                cache.v[layer][:, :, P:P + n].copy_(new[f"new_v.{layer}"])
+            write_new_keys(cache, self.cfg.scale_offsets[s], new_kv)
         return work
 
     def update_work(self, batch: _Batch, s: int):
@@ -175,9 +169,7 @@ class TensorRTBackend:
                 engine.bind(ctx, {"ids": batch.image_ids[s][i:i + 1], "f_hat": f_in[i:i + 1]}, outputs)
                 engine.run(ctx)
             if not last:
-                # Each image's tokens are its conditional row, then its unconditional one.
-                batch.tokens[s + 1][:batch.B].copy_(batch.image_tokens[s][:, 0])
-                batch.tokens[s + 1][batch.B:].copy_(batch.image_tokens[s][:, 1])
+                guidance_rows(batch.image_tokens[s], out=batch.tokens[s + 1])
         return work
 
     def decode_work(self, batch: _Batch):
@@ -227,11 +219,10 @@ class TensorRTBackend:
         b, n = self.batch, self.cfg.patch_nums[si] ** 2
         if si > 0 and feats.data_ptr() != b.tokens[si].data_ptr():
             raise ValueError("step() takes the features that update() returned")
-        if self.plan is None or not self.plan.active(si):
-            beta = NEUTRAL_BETA[self.manifest.amp_mode or "logit"]
-        b.beta[si].fill_(float(beta))
-        b.rho[si].fill_(float(graph_rho(rho, n)))
-        b.cfg_t[si].fill_(float(t))
+        scalars = step_scalars(self.plan, self.manifest.amp_mode, si, n, beta, rho, t)
+        b.beta[si].fill_(float(scalars["beta"]))
+        b.rho[si].fill_(float(scalars["rho"]))
+        b.cfg_t[si].fill_(float(scalars["cfg_t"]))
         b.step_work[si]()
         return b.logits[si][:self.rows]                                                  # (B, n, V)
 
