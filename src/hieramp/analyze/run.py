@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 from ..model.amp_config import AmpConfig, stages
-from ..runtime.images import write_grid
 from ..model.sampling import SamplingParams
+from ..runtime.images import write_grid
 from .metrics import coverage, entropy_bits, rise_shares, token_histogram
 from .schedules import with_baseline
 

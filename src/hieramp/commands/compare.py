@@ -33,7 +33,7 @@ def run(args):
     model = load_model_from_args(args)
     labels = parse_class_spec(args.classes, model.cfg.num_classes)
     generator = generator_from_args(args, model)
-    manifest = getattr(generator.backend, "manifest", None)
+    manifest = generator.backend.manifest
     if manifest is not None:
         _amp_as_exported(args, manifest)
     amp = amp_from_args(args, model.cfg)

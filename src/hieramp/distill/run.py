@@ -4,13 +4,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
-from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from ..model.sampling import SamplingParams
+from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from .layout import Layout
 from .manifest import Manifest, finished_jobs, manifest_name
 from .plan import Shard, plan_jobs
@@ -61,20 +60,13 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
     return {
         "model": generator.model.source.fingerprint,
         "backend": generator.backend.name,
-        "artifact": getattr(generator.backend, "artifact_id", None),
+        "artifact": generator.backend.artifact_id,
         "seed": settings.seed,
         "sampling": dataclasses.asdict(settings.sampling),
         "amp": dataclasses.asdict(plan) if plan is not None else None,
         "save_size": settings.save_size,
         "png_level": settings.png_level,
     }
-
-
-def check_backend(generator, plan, labels):
-    """Let the backend refuse what it cannot run (an export made for other amplification blocks,
-    a batch larger than its engines) before anything is written: backends check in `begin`."""
-    if labels:
-        generator.backend.begin(torch.tensor(labels), plan)
 
 
 def batches(jobs, size: int):
@@ -100,7 +92,8 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
     all_jobs = plan_jobs(classes, ipc)
     jobs = shard.select(all_jobs)
     plan = settings.amp.resolve(generator.cfg) if settings.amp is not None else None
-    check_backend(generator, plan, [job.label for job in jobs[:batch_size]])
+    if jobs:
+        generator.check(min(batch_size, len(jobs)), settings.amp)     # before anything is written
     record = image_settings(generator, settings, plan)
     layout = Layout(out, generator.cfg.num_classes)
     layout.claim({"classes": classes, "ipc": ipc, **record})

@@ -39,6 +39,11 @@ class Generator:
             raise UserError("no labels given: pass at least one class")
         return labels
 
+    def check(self, batch_size: int, amp=AmpConfig()):
+        """Refuse, before any work, settings this backend cannot run: amplification its export or
+        engines do not hold, batches larger than its engines."""
+        self.backend.check(batch_size, amp.resolve(self.cfg) if amp is not None else None)
+
     def run(self, labels, seed=0, cfg=None, top_k=None, top_p=None, amp=AmpConfig(), forced_tokens=None,
             return_logits=False, indices=None, sampling: SamplingParams = None):
         """Generate one image per label. Image i's noise comes from (seed, labels[i], indices[i]);
