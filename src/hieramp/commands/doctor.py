@@ -87,7 +87,7 @@ def _plugin_check() -> Check:
     reason = plugin_support()
     if reason is not None:
         return Check(PLUGIN_ID, False, f"{reason}; engines compute the op with its ONNX function body")
-    return Check(PLUGIN_ID, True, "registered when hieramp.plugins is imported; builds use it for the op nodes")
+    return Check(PLUGIN_ID, True, "`hieramp build` registers it and uses it for the op nodes")
 
 
 def _triton_check(cuda: bool) -> Check:
