@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .model.amp_config import AmpConfig
 from .model.amp_op import amplified_set
+from .model.sampling import SamplingParams
 from .runtime.generator import Generator
 
 
@@ -91,22 +92,22 @@ def psnr(a, b) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, cfg=4.0, top_k=900, top_p=0.95,
+def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, sampling: SamplingParams = SamplingParams(),
             amp: Optional[AmpConfig] = AmpConfig(), tolerances=Tolerances(), device="cpu", progress=True) -> Comparison:
     """Run the reference (torch on `device`) and `candidate` on the same inputs and compare them."""
     model = candidate.model
     reference = Generator(model, backend="torch", device=device)
     reference.backend.record_amp_sets()
     recording = candidate.backend.record_amp_sets()
-    sampling = dict(seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, amp=amp)
+    settings = dict(seed=seed, sampling=sampling, amp=amp)
     with tqdm(total=3, desc="compare", unit="run", disable=not progress) as bar:
-        ref = reference.run(labels, return_logits=True, **sampling)
+        ref = reference.run(labels, return_logits=True, **settings)
         reference_sets = reference.backend.amp_indicators
         bar.update()
-        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **sampling)
+        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **settings)
         candidate_sets = candidate.backend.amp_indicators if recording else None
         bar.update()
-        free = candidate.run(labels, **sampling)
+        free = candidate.run(labels, **settings)
         bar.update()
 
     plan = amp.resolve(model.cfg) if amp is not None else None

@@ -78,8 +78,7 @@ def analyze(generator, classes, ipc: int, schedules, amp: AmpConfig = AmpConfig(
     classes = list(dict.fromkeys(generator.check_labels(classes)))
     analysis = Analysis(schedules, classes, ipc, cfg.patch_nums, cfg.vae.vocab_size, plans,
                         settings=dict(model=generator.model.source.name, fingerprint=generator.model.source.fingerprint,
-                                      backend=generator.backend.name, seed=seed, cfg=sampling.cfg,
-                                      top_k=sampling.top_k, top_p=sampling.top_p))
+                                      backend=generator.backend.name, seed=seed, **sampling.record()))
 
     tokens = defaultdict(lambda: defaultdict(list))     # class -> schedule -> per batch, per scale (b, n_s)
     images = defaultdict(lambda: defaultdict(list))     # class -> schedule -> per batch (b, 3, H, W)

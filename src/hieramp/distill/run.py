@@ -11,7 +11,7 @@ from ..model.amp_config import AmpConfig
 from ..model.sampling import SamplingParams
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from .layout import Layout
-from .manifest import Manifest, finished_jobs, manifest_name
+from .manifest import ShardManifest, finished_jobs, manifest_name
 from .plan import Shard, plan_jobs
 from .writer import BLANK, NONFINITE, OK, ImageWriter
 
@@ -62,7 +62,7 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
         "backend": generator.backend.name,
         "artifact": generator.backend.artifact_id,
         "seed": settings.seed,
-        "sampling": dataclasses.asdict(settings.sampling),
+        "sampling": settings.sampling.record(),
         "amp": dataclasses.asdict(plan) if plan is not None else None,
         "save_size": settings.save_size,
         "png_level": settings.png_level,
@@ -99,7 +99,7 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
     layout.claim({"classes": classes, "ipc": ipc, **record})
     layout.write_mapping(classes)
     manifest_path = layout.out / manifest_name(shard)
-    with Manifest(manifest_path) as manifest:                  # holds this shard's lock from here on
+    with ShardManifest(manifest_path) as manifest:             # holds this shard's lock from here on
         finished = finished_jobs(layout.out)
         pending = [job for job in jobs if job not in finished]
         layout.remove_stale_temps(jobs)

@@ -72,7 +72,7 @@ class GraphSpec:
         return {t.name: {i: d for i, d in enumerate(t.dims) if isinstance(d, str)} for t in self.inputs + self.outputs}
 
 
-def restricted_attention(q, k, v, scale):
+def restricted_attention(q, k, v, softmax_scale):
     """`model.amp_op.scale_restricted_attention` in traceable form: the class-row mask comes from
     index comparisons (dynamic shapes), not from an in-place write into a zero mask."""
     Lq, Lk = q.shape[2], k.shape[2]
@@ -80,7 +80,7 @@ def restricted_attention(q, k, v, scale):
     cached_key = torch.arange(Lk, device=q.device) < Lk - Lq
     hidden = class_row[:, None] & cached_key[None, :]                                 # (Lq, Lk)
     mask = torch.zeros((), dtype=q.dtype, device=q.device).masked_fill(hidden, float("-inf"))
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=softmax_scale)
 
 
 def cache_names(depth: int, prefix: str) -> list:
@@ -148,27 +148,28 @@ class StepGraph(nn.Module):
         else:
             self.cls_table = None
 
-    def forward(self, tokens, block_mods, head_mod, scale, past_len, beta, rho, cfg_t, *caches):
+    def forward(self, tokens, block_mods, head_mod, si, past_len, beta, rho, t, *caches):
+        """Inputs in spec order; the graph names `si` "scale" and the guidance weight `t` "cfg_t"."""
         n = tokens.shape[1]
         x = tokens                                                                    # (2B, n, C)
         if self.cls_table is not None:
-            cls = self.cls_table[scale].to(x.dtype).expand(x.shape[0], 1, -1)         # (2B, 1, C)
+            cls = self.cls_table[si].to(x.dtype).expand(x.shape[0], 1, -1)            # (2B, 1, C)
             x = torch.cat((x, cls), 1)                                                # (2B, n + 1, C)
         new_kv = []
         for layer, block in enumerate(self.var.blocks):
             attend = self._attend(layer, caches[2 * layer], caches[2 * layer + 1], past_len, n, beta, rho, new_kv)
             x = block(x, block_mods[:, layer], attend)
-        return (guide(self.var.logits(x[:, :n], head_mod), cfg_t), *new_kv)
+        return (guide(self.var.logits(x[:, :n], head_mod), t), *new_kv)
 
     def _attend(self, layer, cache_k, cache_v, past_len, n, beta, rho, new_kv):
         amplified = amp_attention(beta, rho, self.amp_mode) if self.amp_layers else None
         attention = block_attention(layer, self.cls_table is not None, amplified, self.amp_layers, restricted_attention)
 
-        def attend(q, k, v, scale):
+        def attend(q, k, v, softmax_scale):
             new_kv.extend((k[:, :, :n], v[:, :, :n]))                                 # spatial keys only
             k = torch.cat((cache_k[:, :, :past_len], k), 2)                          # (2B, H, P + Lq, D)
             v = torch.cat((cache_v[:, :, :past_len], v), 2)
-            return attention(q, k, v, scale).to(q.dtype)
+            return attention(q, k, v, softmax_scale).to(q.dtype)
         return attend
 
     @staticmethod

@@ -37,10 +37,11 @@ def class_row_mask(P: int, Lq: int, device) -> torch.Tensor:
     return mask
 
 
-def restricted_logits(q, k, scale) -> torch.Tensor:
-    """Steps 1-2, in float32: scale * q @ k^T with the class row hidden from the P cached keys."""
+def restricted_logits(q, k, softmax_scale) -> torch.Tensor:
+    """Steps 1-2, in float32: softmax_scale * q @ k^T, the class row hidden from the P cached keys."""
     Lq, Lk = q.shape[-2], k.shape[-2]
-    return scale * (q.float() @ k.float().transpose(-1, -2)) + class_row_mask(Lk - Lq, Lq, q.device)  # (B, H, Lq, Lk)
+    logits = softmax_scale * (q.float() @ k.float().transpose(-1, -2))                 # (B, H, Lq, Lk)
+    return logits + class_row_mask(Lk - Lq, Lq, q.device)
 
 
 def saliency(logits_BHLqLk: torch.Tensor) -> torch.Tensor:
@@ -50,12 +51,12 @@ def saliency(logits_BHLqLk: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits_BHLqLk[:, :, Lq - 1, P:P + n].float(), dim=-1).mean(dim=1)
 
 
-def amplified_set(q, k, rho, scale) -> torch.Tensor:
+def amplified_set(q, k, rho, softmax_scale) -> torch.Tensor:
     """Steps 1-4: the indicator a (B, n) of the positions the op amplifies."""
-    return topk_indicator(saliency(restricted_logits(q, k, scale)), rho)
+    return topk_indicator(saliency(restricted_logits(q, k, softmax_scale)), rho)
 
 
-def topk_bias_attention(q, k, v, beta, rho, scale, mode="logit"):
+def topk_bias_attention(q, k, v, beta, rho, softmax_scale, mode="logit"):
     """Scale-restricted attention with top-k saliency amplification; output float32 (B, H, Lq, D)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -63,7 +64,7 @@ def topk_bias_attention(q, k, v, beta, rho, scale, mode="logit"):
     n = Lq - 1
     P = k.shape[-2] - Lq
     beta = float(beta)
-    logits = restricted_logits(q, k, scale)                                          # (B, H, Lq, P+Lq)
+    logits = restricted_logits(q, k, softmax_scale)                                  # (B, H, Lq, P+Lq)
     a = topk_indicator(saliency(logits), rho)[:, None, None, :]                      # (B, 1, 1, n)
     if mode == "logit":
         logits[..., P:P + n] += beta * a
@@ -74,9 +75,9 @@ def topk_bias_attention(q, k, v, beta, rho, scale, mode="logit"):
     return weights @ v.float()
 
 
-def scale_restricted_attention(q, k, v, scale):
+def scale_restricted_attention(q, k, v, softmax_scale):
     """Steps 1, 2, 6 of the op: the attention of class-token models at scales without amplification."""
     Lq = q.shape[-2]
     P = k.shape[-2] - Lq
     mask = class_row_mask(P, Lq, q.device).to(q.dtype)
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=softmax_scale)

@@ -48,8 +48,9 @@ class Generator:
             return_logits=False, indices=None, sampling: SamplingParams = None):
         """Generate one image per label. Image i's noise comes from (seed, labels[i], indices[i]);
         `indices` defaults to each label's occurrence count within `labels`. Sampling settings
-        come as `sampling=SamplingParams(...)` or as the keywords `cfg`, `top_k`, `top_p` (the
-        defaults of SamplingParams for those not given), not both."""
+        come as `sampling=SamplingParams(...)` or as the keywords `cfg` (the guidance weight,
+        named as on the command line), `top_k`, `top_p` (the defaults of SamplingParams for those
+        not given), not both."""
         sampling = _sampling(sampling, cfg=cfg, top_k=top_k, top_p=top_p)
         labels = self.check_labels(labels)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
@@ -66,11 +67,12 @@ class Generator:
             raise UserError(f"forced_tokens must have shapes {expected} (one per scale), got {got}")
 
 
-def _sampling(sampling, **keywords) -> SamplingParams:
-    given = {name: value for name, value in keywords.items() if value is not None}
+def _sampling(sampling, cfg, top_k, top_p) -> SamplingParams:
+    given = {name: value for name, value in (("guidance", cfg), ("top_k", top_k), ("top_p", top_p)) if value is not None}
     if sampling is None:
         return SamplingParams(**given)
     if given:
+        names = ", ".join("cfg" if name == "guidance" else name for name in given)
         raise UserError(f"pass the sampling settings either as sampling=SamplingParams(...) or as keywords, "
-                        f"not both (got sampling= and {', '.join(given)})")
+                        f"not both (got sampling= and {names})")
     return sampling

@@ -50,10 +50,10 @@ class TorchBackend(Backend):
             self.amp_indicators.append(dict(zip(layers, calls)))    # the blocks run in order
         return logits
 
-    def _amp_attention(self, q, k, v, scale, beta, rho, mode, calls):
+    def _amp_attention(self, q, k, v, softmax_scale, beta, rho, mode, calls):
         if self.record_amp:
-            calls.append(amplified_set(q, k, rho, scale).cpu())                      # (2B, n)
-        return self.amp_op(q, k, v, beta, rho, scale, mode)
+            calls.append(amplified_set(q, k, rho, softmax_scale).cpu())                      # (2B, n)
+        return self.amp_op(q, k, v, beta, rho, softmax_scale, mode)
 
     @torch.no_grad()
     def sample(self, logits, noise, top_k, top_p):
