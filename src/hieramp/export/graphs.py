@@ -23,7 +23,7 @@ from .amp_node import amp_attention
 
 PER_SCALE = "update"              # the one kind with a graph per scale: update_<s>
 EVERY_SCALE = ("step", "sample")  # one graph serves every scale: n (and P) change from scale to scale
-PER_IMAGE = ("update", "decode")  # run one image at a time (docs/design.md, "Seeds"): batch 1
+PER_IMAGE = ("update", "decode")  # run at batch 1, one image at a time (docs/design.md, "Guidance, sampling, seeds")
 TRACE_BATCH = 2                   # not 1, so that no batch axis is traced as a broadcastable 1
 
 

@@ -126,7 +126,7 @@ def block_attention(layer: int, with_cls: bool, amp_attention: Optional[Callable
 
 @dataclass
 class Conditioning:
-    """Everything that depends only on the labels, computed once per batch (DESIGN: speed principles)."""
+    """Everything that depends only on the labels, computed once per batch (docs/design.md, "Speed principles")."""
     block_mods: list          # per block (2B, 6, C)
     head_mod: torch.Tensor    # (2B, 2, C)
     sos: torch.Tensor         # (2B, first_l, C): the input of scale 0

@@ -1,4 +1,4 @@
-"""Triton kernel for the `TopKBiasAttention` op (DESIGN.md, "The amplification op").
+"""Triton kernel for the `TopKBiasAttention` op (docs/design.md, "The amplification op").
 
 One launch, grid (B * H, cdiv(Lq, BLOCK_M)). Each program owns BLOCK_M query rows of one
 (batch, head) and first recomputes its batch element's saliency over all heads (H * n dot

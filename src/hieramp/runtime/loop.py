@@ -1,4 +1,4 @@
-"""The one scale loop every backend runs (DESIGN: data flow of one batch)."""
+"""The one scale loop every backend runs (docs/design.md, "Data flow")."""
 from dataclasses import dataclass
 from typing import Optional
 

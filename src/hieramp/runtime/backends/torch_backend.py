@@ -59,8 +59,8 @@ class TorchBackend(Backend):
     def sample(self, logits, noise, top_k, top_p):
         return sample_tokens(logits, noise, top_k, top_p)
 
-    # The update and the decoder run one image at a time: convolutions pick their algorithm by
-    # batch size, and an image's pixels must not depend on its batch neighbours (docs/design.md, "Seeds").
+    # The update and the decoder run one image at a time: convolutions pick their algorithm by batch
+    # size, and an image's pixels must not depend on its neighbours (docs/design.md, "Guidance, sampling, seeds").
     @torch.no_grad()
     def update(self, si, ids, f_hat):
         parts = [self.vae.vq_update(si, ids[i:i + 1], f_hat[i:i + 1]) for i in range(len(ids))]
