@@ -58,3 +58,13 @@ def tiny_engines(rtx, tiny_export):
     assert main(["build", str(tiny_export.directory), "--out", str(out), "--flavour", "tensorrt-rtx",
                  "--batch-sizes", ",".join(map(str, ENGINE_BATCH_SIZES))]) == 0
     return EngineManifest.read(out)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The tiny model gains nothing from intra-op threads, and with `pytest -n 2` on two cores the
+    OpenMP threads of both workers oversubscribe the CPU and slow these tests down five times."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
