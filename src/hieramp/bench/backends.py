@@ -27,10 +27,10 @@ def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path
     reused by later runs (the directory name holds the model fingerprint and every option). The op
     is exported in function form: ONNX Runtime runs its body, TensorRT-RTX inlines it, and
     TensorRT takes the registered plugin in its place."""
-    from ..export.exporter import export_model
+    from ..export import ExportManifest, export_model
     plan = amp.resolve(model.cfg)
     out = Path(export_root) / f"{model.source.fingerprint}-{key}-b{max(batch_sizes)}"
-    if not (out / "manifest.json").is_file():
+    if not ExportManifest.describes(out):
         export_model(model, out, amp_layers=plan.layers if plan else (), amp_mode=plan.mode if plan else "logit",
                      op_form="function", max_batch=max(batch_sizes))
     return out
@@ -47,9 +47,9 @@ def make_backend(backend: str, model, amp, variant: str, device: str, export_roo
         export_dir = export_variant(model, amp, variant, export_root, batch_sizes)
         if artifact == "export_dir":
             return cls(model, device=device, export_dir=export_dir, threads=threads)
-        from ..engine import build_engines
+        from ..engine import EngineManifest, build_engines
         engine_dir = export_dir.with_name(export_dir.name + "-engines")
-        if not (engine_dir / "manifest.json").is_file():
+        if not EngineManifest.describes(engine_dir):
             build_engines(export_dir, engine_dir, batch_sizes=tuple(batch_sizes))
         return cls(model, device=device, engine_dir=engine_dir)
     except UserError as err:

@@ -12,12 +12,12 @@ import torch
 
 from ...errors import UserError
 from ...export.amp_function import INDICATOR
+from ...export.exporter import DTYPES
 from ...export.graphs import cache_feeds, guidance_rows, step_scalars, write_new_keys
 from ...export.manifest import ExportManifest, check_amp_plan
 from ...export.sample_graph import candidates
 from .base import Backend
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(int64)": torch.int64}
 NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 
