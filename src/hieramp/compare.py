@@ -22,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 from .model.amp_config import AmpConfig
-from .model.amp_op import amplified_set
 from .model.sampling import SamplingParams
 from .runtime.generator import Generator
 
