@@ -78,7 +78,7 @@ def _tensorrt_check(cuda: bool) -> Check:
     build = f"builds engines with {' or '.join(builds)}" if builds else "cannot build: TensorRT needs a CUDA GPU"
     reason = availability("tensorrt", "cuda")
     if reason is not None:
-        return Check("tensorrt", False, f"{names} found; {build}; runs no engines here: {cuda_reason() or reason}")
+        return Check("tensorrt", False, f"{names} found; {build}; runs no engines here: {reason}")
     return Check("tensorrt", True, f"{names}; {build}; runs engines on cuda")
 
 

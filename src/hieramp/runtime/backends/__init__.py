@@ -70,6 +70,6 @@ def availability(name: str, device) -> Optional[str]:
         return _unknown(name)
     device = torch.device(device)
     if device.type == "cuda" and cuda_reason() is not None:
-        return f"no CUDA device here ({cuda_reason()})"
+        return cuda_reason()
     cls, reason = _import(name)
     return reason if cls is None else cls.unavailable(device)
