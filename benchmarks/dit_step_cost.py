@@ -29,7 +29,7 @@ from hieramp.model.dit.presets import random_dit_model
 from hieramp.model.dit.diffusion import Sampler
 from hieramp.export.dit import export_dit
 from hieramp.model.dit.vae import decode
-from hieramp.runtime.images import write_atomic
+from hieramp.files import write_atomic
 
 SOURCES = ("cfg-diff", "attention", "file")
 

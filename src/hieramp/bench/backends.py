@@ -6,33 +6,22 @@ A backend that cannot run here (its module, TensorRT or a GPU missing) raises
 """
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
 from ..model.amp_config import default_amp_layers
 from ..model.dit import DiTModel
-from ..runtime.backends import backend_class
-from ..runtime.dit.backends import BACKENDS as DIT_BACKENDS
+from ..runtime.backends import BACKENDS, availability, backend_class, device_for
 
 
 class BackendUnavailable(Exception):
     """This backend cannot run on this machine or in this build; the message says why."""
 
 
-def backend_device(backend: str, device: str) -> str:
-    """TensorRT always runs on the GPU; the others run where --device says."""
-    return "cuda" if backend == "tensorrt" else device
-
-
 def check_available(backend: str, device: str):
     """The backend's class, or BackendUnavailable; cheap enough to ask before loading any model."""
-    if torch.device(backend_device(backend, device)).type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable("no CUDA device here")
-    try:
-        cls = backend_class(backend)
-    except UserError as err:
-        raise BackendUnavailable(str(err)) from None
-    return cls
+    reason = availability(backend, device_for(backend, device))
+    if reason is not None:
+        raise BackendUnavailable(reason)
+    return backend_class(backend)
 
 
 def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path:
@@ -40,48 +29,50 @@ def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path
     reused by later runs (the directory name holds the model fingerprint and every option). The op
     is exported in function form: ONNX Runtime runs its body, TensorRT-RTX inlines it, and
     TensorRT takes the registered plugin in its place."""
-    from ..export.exporter import export_model
+    from ..export import ExportManifest, export_model
     plan = amp.resolve(model.cfg)
     out = Path(export_root) / f"{model.source.fingerprint}-{key}-b{max(batch_sizes)}"
-    if not (out / "manifest.json").is_file():
+    if not ExportManifest.describes(out):
         export_model(model, out, amp_layers=plan.layers if plan else (), amp_mode=plan.mode if plan else "logit",
                      op_form="function", max_batch=max(batch_sizes))
     return out
 
 
 def dit_backend(backend: str, model, amp, device: str, export_root: Path, threads=None):
-    """A DiT step backend; both variants share one export (beta = 1 runs its blocks unamplified).
+    """A DiT backend; both variants share one export (beta = 1 runs its blocks unamplified).
     After exporting, the onnxruntime process drops its torch weights: one copy in memory."""
-    if backend not in DIT_BACKENDS:
-        raise BackendUnavailable(f"DiT runs on {' and '.join(DIT_BACKENDS)}")
-    if backend == "torch":
-        return DIT_BACKENDS[backend](model, device=device)
-    from ..export.dit import export_dit
-    layers = tuple(amp.layers) if amp.layers is not None else default_amp_layers(model.cfg.depth)
-    out = Path(export_root) / f"{model.source.fingerprint}-dit-{'-'.join(map(str, layers))}"
     try:
-        if not (out / "manifest.json").is_file():
+        cls = backend_class(backend, "dit")
+        if BACKENDS[backend].artifact is None:
+            return cls(model, device=device)
+        from ..export.dit import DiTExportManifest, export_dit
+        layers = tuple(amp.layers) if amp.layers is not None else default_amp_layers(model.cfg.depth)
+        out = Path(export_root) / f"{model.source.fingerprint}-dit-{'-'.join(map(str, layers))}"
+        if not DiTExportManifest.describes(out):
             export_dit(model, out, layers)
         model.dit.to("meta")
-        return DIT_BACKENDS[backend](model, device=device, export_dir=out, threads=threads)
+        return cls(model, device=device, export_dir=out, threads=threads)
     except UserError as err:
         raise BackendUnavailable(str(err).splitlines()[0]) from None
 
 
 def make_backend(backend: str, model, amp, variant: str, device: str, export_root: Path, batch_sizes, threads=None):
+    """The backend with the artifact it runs (`BACKENDS[backend].artifact`) made first."""
     if isinstance(model, DiTModel):
         return dit_backend(backend, model, amp, device, export_root, threads)
     cls = check_available(backend, device)
+    device = device_for(backend, device)
     try:
-        if backend == "torch":
+        artifact = BACKENDS[backend].artifact
+        if artifact is None:
             return cls(model, device=device)
         export_dir = export_variant(model, amp, variant, export_root, batch_sizes)
-        if backend == "onnxruntime":
+        if artifact == "export_dir":
             return cls(model, device=device, export_dir=export_dir, threads=threads)
-        from ..engine import build_engines
+        from ..engine import EngineManifest, build_engines
         engine_dir = export_dir.with_name(export_dir.name + "-engines")
-        if not (engine_dir / "manifest.json").is_file():
+        if not EngineManifest.describes(engine_dir):
             build_engines(export_dir, engine_dir, batch_sizes=tuple(batch_sizes))
-        return cls(model, device="cuda", engine_dir=engine_dir)
+        return cls(model, device=device, engine_dir=engine_dir)
     except UserError as err:
         raise BackendUnavailable(str(err).splitlines()[0]) from None

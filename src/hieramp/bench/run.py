@@ -8,7 +8,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from .backends import BackendUnavailable, check_available
 from .machine import describe_machine, load_average
 from .timing import stage_names

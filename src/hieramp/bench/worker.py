@@ -8,7 +8,7 @@ import multiprocessing
 import signal
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -18,11 +18,12 @@ from ..errors import UserError
 from ..model.dit import DiTModel
 from ..model.dit.diffusion import DiTSampling, Sampler, batch_latent_noise
 from ..model.presets import resolve_model
-from ..model.sampling import batch_noise
+from ..model.sampling import SamplingParams, batch_noise
+from ..runtime.backends import device_for
 from ..runtime.dit.loop import denoise
 from ..runtime.generator import default_indices
-from ..runtime.loop import SamplingParams, run_scales
-from .backends import BackendUnavailable, backend_device, make_backend
+from ..runtime.loop import run_scales
+from .backends import BackendUnavailable, make_backend
 from .memory import PeakMemory
 from .timing import TimedBackend
 from .variants import variant_models
@@ -99,7 +100,7 @@ class Arm:
         shape = (self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
         with torch.no_grad():
             denoise(backend, sampler, torch.tensor(labels), batch_latent_noise(seed, labels, indices, sampler.steps, shape),
-                    self.sampling.cfg, self.plan)
+                    self.sampling.guidance, self.plan)
 
 
 def build_arms(job: WorkerJob):
@@ -109,9 +110,9 @@ def build_arms(job: WorkerJob):
     dit = isinstance(model, DiTModel)
     if job.steps is not None and not dit:
         raise UserError(f"--steps applies to DiT models; {model.source.name} is a VAR model: drop --steps")
-    sampling = DiTSampling(cfg=job.sampling.cfg, steps=job.steps or DiTSampling().steps) if dit else job.sampling
+    sampling = DiTSampling(guidance=job.sampling.guidance, steps=job.steps or DiTSampling().steps) if dit else job.sampling
     models, skipped = variant_models(model, job.variants)
-    device = backend_device(job.backend, job.device)
+    device = device_for(job.backend, job.device)
     arms = {}
     for variant, (variant_model, amp) in models.items():
         backend = make_backend(job.backend, variant_model, amp, variant, job.device, Path(job.export_root),
@@ -120,7 +121,7 @@ def build_arms(job: WorkerJob):
     info = {"model": model.source.name, "backbone": "dit" if dit else "var", "depth": model.cfg.depth,
             # the loop's steps: VAR's scales, DiT's denoising steps
             "num_scales": sampling.steps if dit else model.cfg.num_scales,
-            "image_size": model.image_size if dit else model.cfg.vae.image_size, "sampling": asdict(sampling),
+            "image_size": model.image_size if dit else model.cfg.vae.image_size, "sampling": sampling.record(),
             "on_device": torch.device(device).type == "cuda", "memory": PeakMemory(device).kind, "skipped": skipped}
     return arms, info
 

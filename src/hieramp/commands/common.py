@@ -9,9 +9,10 @@ from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.dit import DiTAmpConfig, DiTConfig
 from ..model.dit.diffusion import SAMPLERS, DiTSampling
 from ..model.presets import resolve_model
+from ..model.sampling import SamplingParams
+from ..runtime.backends import BACKENDS, backend_class
 from ..runtime.dit import DiTGenerator
 from ..runtime.generator import Generator
-from ..runtime.loop import SamplingParams
 
 # Options that mean something for one backbone only: argparse dest -> flag.
 VAR_ONLY = {"top_k": "--top-k", "top_p": "--top-p", "amp_mode": "--amp-mode", "amp_scales": "--amp-scales"}
@@ -104,9 +105,9 @@ def sampling_from_args(args, cfg):
     check_backbone_options(args, cfg)
     if is_dit(cfg):
         given = {"steps": args.steps, "sampler": args.sampler}
-        return DiTSampling(cfg=args.cfg, **{k: v for k, v in given.items() if v is not None})
+        return DiTSampling(guidance=args.cfg, **{k: v for k, v in given.items() if v is not None})
     given = {"top_k": args.top_k, "top_p": args.top_p}
-    return SamplingParams(cfg=args.cfg, **{k: v for k, v in given.items() if v is not None})
+    return SamplingParams(guidance=args.cfg, **{k: v for k, v in given.items() if v is not None})
 
 
 def _one_value(text, flag):
@@ -173,19 +174,22 @@ def add_backend_options(p):
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
 
 
+# The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
+ARTIFACT_FLAGS = {"export_dir": ("export", "an export"), "engine_dir": ("engine", "engines")}
+
+
 def generator_from_args(args, model):
-    options = {}
-    if args.backend == "onnxruntime":
-        if not args.export:
-            raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")
-        options["export_dir"] = args.export
-    elif args.backend == "tensorrt":
-        if not args.engine:
-            raise UserError("--backend tensorrt runs engines: pass --engine DIR (made by `hieramp build`)")
-        options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
-    if is_dit(model.cfg):
-        if args.backend == "tensorrt":
-            raise UserError("DiT runs on --backend torch or onnxruntime; TensorRT engines are built from VAR exports only")
+    backbone = "dit" if is_dit(model.cfg) else "var"
+    backend_class(args.backend, backbone)        # an unknown backend, or one of the other backbone: refused first
+    info, options = BACKENDS[args.backend], {}
+    if info.artifact is not None:
+        flag, what = ARTIFACT_FLAGS[info.artifact]
+        if not getattr(args, flag):
+            raise UserError(f"--backend {args.backend} runs {what}: pass --{flag} DIR (made by `{info.made_by}`)")
+        options[info.artifact] = getattr(args, flag)
+        if info.artifact == "engine_dir":
+            options["rebuild"] = args.rebuild
+    if backbone == "dit":
         return DiTGenerator(model, backend=args.backend, device=args.device, **options)
     return Generator(model, backend=args.backend, device=args.device, **options)
 

@@ -38,7 +38,7 @@ def run(args):
     model = load_model_from_args(args)
     labels = parse_class_spec(args.classes, model.cfg.num_classes)
     generator = generator_from_args(args, model)
-    manifest = getattr(generator.backend, "manifest", None)
+    manifest = generator.backend.manifest
     if manifest is not None:
         _amp_as_exported(args, manifest)
     amp = amp_from_args(args, model.cfg)
@@ -52,8 +52,8 @@ def run(args):
         defaults = Tolerances.for_dtype(manifest.dtype if manifest is not None else "fp32")
         tolerances = replace(defaults, **_asked(max_logit_error=args.max_logit_error, min_token_agreement=args.min_token_agreement,
                                                 min_psnr_db=args.min_psnr, min_amp_set_agreement=args.min_amp_set_agreement))
-        result = compare(generator, labels, seed=args.seed, cfg=sampling.cfg, top_k=sampling.top_k, top_p=sampling.top_p,
-                         amp=amp, tolerances=tolerances, device=args.device, progress=not args.json)
+        result = compare(generator, labels, seed=args.seed, sampling=sampling, amp=amp, tolerances=tolerances,
+                         device=args.device, progress=not args.json)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 0 if result.passed else 1
 

@@ -8,10 +8,10 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
+from ..model.sampling import SamplingParams
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
-from ..runtime.loop import SamplingParams
 from .layout import Layout
-from .manifest import Manifest, finished_jobs, manifest_name
+from .manifest import ShardManifest, finished_jobs, manifest_name
 from .plan import Shard, plan_jobs
 from .writer import BLANK, NONFINITE, OK, ImageWriter
 
@@ -62,9 +62,9 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
     return {
         "model": generator.model.source.fingerprint,
         "backend": generator.backend.name,
-        "artifact": getattr(generator.backend, "artifact_id", None),
+        "artifact": generator.backend.artifact_id,
         "seed": settings.seed,
-        "sampling": dataclasses.asdict(settings.sampling),
+        "sampling": settings.sampling.record(),
         "amp": dataclasses.asdict(plan) if plan is not None else None,
         "save_size": settings.save_size,
         "png_level": settings.png_level,
@@ -93,13 +93,14 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
     classes = generator.check_labels(classes)
     all_jobs = plan_jobs(classes, ipc)
     jobs = shard.select(all_jobs)
-    plan = generator.check([job.label for job in jobs[:batch_size]] or classes[:1], settings.sampling, settings.amp)
+    # the plan, and the backend's refusals before anything is written
+    plan = generator.check(min(batch_size, max(len(jobs), 1)), settings.amp, settings.sampling)
     record = image_settings(generator, settings, plan)
     layout = Layout(out, generator.cfg.num_classes)
     layout.claim({"classes": classes, "ipc": ipc, **record})
     layout.write_mapping(classes)
     manifest_path = layout.out / manifest_name(shard)
-    with Manifest(manifest_path) as manifest:                  # holds this shard's lock from here on
+    with ShardManifest(manifest_path) as manifest:             # holds this shard's lock from here on
         finished = finished_jobs(layout.out)
         pending = [job for job in jobs if job not in finished]
         layout.remove_stale_temps(jobs)

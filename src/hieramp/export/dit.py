@@ -12,14 +12,13 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..files import sha256_of, staged_directory
 from ..model.amp_config import default_amp_layers
-from ..model.checkpoint import sha256_of
 from ..model.dit.amp import gain
 from ..model.dit.step import guided_step
-from ..staged_dir import staged_directory
 from . import onnx_files
-from .exporter import DEFAULT_OPSET, OPSETS, TRACE_BATCH, _trace
-from .graphs import GraphSpec, TensorSpec
+from .exporter import DEFAULT_OPSET, OPSETS, _trace
+from .graphs import TRACE_BATCH, GraphSpec, TensorSpec
 from .manifest import ExportManifest, model_entry
 
 STEP_GRAPH = "dit_step.onnx"

@@ -1,5 +1,6 @@
-"""HierAmp on DiT (paper, appendix B): at chosen blocks and sampling steps the attention output A
-becomes A * (1 + (beta - 1) M), M binary on the token grid: the top rho share of a saliency map.
+"""HierAmp on DiT (paper, appendix B; docs/design.md, "A second backbone"): at chosen blocks and
+sampling steps the attention output A becomes A * (1 + (beta - 1) M), M binary on the token grid:
+the top rho share of a saliency map.
 
 Saliency sources (`--dit-mask`): `cfg-diff`, the channel norm of the conditional minus
 unconditional noise prediction of the previous step, pooled over each token's patch;

@@ -20,9 +20,13 @@ SAMPLERS = ("ddpm", "ddim")
 @dataclass(frozen=True)
 class DiTSampling:
     """What decides how DiT denoises (besides the seed)."""
-    cfg: float = 4.0         # classifier-free guidance scale, on latent channels 0-2
+    guidance: float = 4.0    # classifier-free guidance weight, on latent channels 0-2
     steps: int = 50          # the 1000 training steps respaced to this many
     sampler: str = "ddpm"    # or "ddim" (eta = 0: deterministic given the initial noise)
+
+    def record(self) -> dict:
+        """As run.json, manifest lines and reports write it (the guidance under its flag's name, as VAR's)."""
+        return {"cfg": self.guidance, "steps": self.steps, "sampler": self.sampler}
 
 
 def linear_betas(num_steps: int = TRAIN_STEPS) -> np.ndarray:

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from ...errors import UserError
+from ...files import sha256_of
 from ..bundle import ModelSource
-from ..checkpoint import read_state_dict, sha256_of
+from ..checkpoint import read_state_dict
 from .checkpoint import build_dit, infer_dit_config
 from .config import dit_xl_2, tiny_dit
 from .transformer import DiT

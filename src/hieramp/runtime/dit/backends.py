@@ -1,9 +1,9 @@
 """DiT backends: torch (the reference) and onnxruntime (runs the exported step graph).
 
-The contract, shaped like VAR's so that the bench's timing proxy wraps either:
-begin(labels_B, plan) checks the run; put(tensor) moves a CPU tensor to the backend;
-step(i, x, t, y, cfg, mask, beta, want_mass) -> (guided output, cfg-diff saliency, attention
-mass or None) runs sampling step i; decode(latents) -> images in [0, 1] (the VAE, in torch).
+They keep the backend contract (`runtime/backends/base.Backend`: check, begin, decode, put,
+fetch, the optional capabilities) with the denoiser's step in place of VAR's
+(docs/design.md, "A second backbone"), so that the bench's timing proxy wraps either backbone.
+`runtime.dit.loop.denoise` calls begin, then step per sampling step, then decode.
 """
 import numpy as np
 import onnxruntime as ort
@@ -14,20 +14,28 @@ from ...export.dit import STEP_GRAPH, DiTExportManifest
 from ...model.dit.amp import gain
 from ...model.dit.step import guided_step
 from ...model.dit.vae import decode
+from ..backends.base import Backend
 
 
-class _DiTBackend:
-    name: str
-    artifact_id = None
-
+class _DiTBackend(Backend):
     def __init__(self, model, device):
-        self.device = torch.device(device)
+        super().__init__(model.cfg, device, torch.float32)
         self.vae = model.vae.to(self.device)
 
-    def put(self, tensor):
-        return tensor.to(self.device)
+    def begin(self, labels_B, plan):
+        """Start a batch: labels (B,) int64; `plan` a `DiTAmpPlan` or None."""
+        self.check(len(labels_B), plan)
+        self.plan = plan
+
+    def step(self, i: int, x, t, y, cfg: float, mask, beta: float, want_mass: bool):
+        """Sampling step i on latents x (B, C, h, w) at original timesteps t (B,) int64 for labels y
+        (B,): the guided output (B, out_channels, h, w), the cfg-diff saliency (B, N) and, with
+        `want_mass`, the attention mass at the amplified blocks (B, N) (else None). `mask` (B, N)
+        0/1 or None amplifies the plan's blocks by 1 + (beta - 1) mask."""
+        raise NotImplementedError
 
     def decode(self, latents):
+        """Images (B, 3, H, W) float32 in [0, 1]: the SD VAE, in torch on this device."""
         return decode(self.vae, latents)
 
 
@@ -37,15 +45,12 @@ class TorchStep(_DiTBackend):
     def __init__(self, model, device="cpu"):
         super().__init__(model, device)
         self.dit = model.dit.to(self.device)
-        self.layers = ()
-
-    def begin(self, labels_B, plan):
-        self.layers = plan.layers if plan is not None else ()
 
     @torch.no_grad()
     def step(self, i, x, t, y, cfg, mask, beta, want_mass):
+        layers = self.plan.layers if self.plan is not None else ()
         g = None if mask is None else gain(mask, beta)
-        return guided_step(self.dit, x, t, y, cfg, g, self.layers, self.layers if want_mass else ())
+        return guided_step(self.dit, x, t, y, cfg, g, layers, layers if want_mass else ())
 
 
 class OrtStep(_DiTBackend):
@@ -71,7 +76,7 @@ class OrtStep(_DiTBackend):
         self.num_tokens = model.cfg.num_tokens
         self.artifact_id = self.manifest.artifact_id
 
-    def begin(self, labels_B, plan):
+    def check(self, batch_size, plan):
         if plan is not None and tuple(plan.layers) != self.manifest.amp_layers:
             exported = ",".join(map(str, self.manifest.amp_layers))
             raise UserError(f"export {self.manifest.directory} amplifies blocks {list(self.manifest.amp_layers)}, this run "
@@ -84,6 +89,3 @@ class OrtStep(_DiTBackend):
                  "mask": mask.float().numpy(), "beta": np.array(beta, np.float32)}
         guided, saliency, mass = (torch.from_numpy(a) for a in self.session.run(None, feeds))
         return guided, saliency, mass
-
-
-BACKENDS = {"torch": TorchStep, "onnxruntime": OrtStep}

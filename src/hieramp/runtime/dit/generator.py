@@ -2,20 +2,17 @@
 are Generator's (run, check_labels, check), so distill, bench and the commands serve both."""
 import torch
 
-from ...errors import UserError
 from ...model.dit.amp import DiTAmpConfig, file_saliency
 from ...model.dit.diffusion import DiTSampling, Sampler, batch_latent_noise
+from ..backends import backend_class
 from ..generator import check_labels, default_indices
-from .backends import BACKENDS
 from .loop import denoise
 
 
 class DiTGenerator:
     def __init__(self, model, backend="torch", device="cpu", **backend_options):
-        if backend not in BACKENDS:
-            raise UserError(f"backend {backend!r} does not run DiT: use {' or '.join(BACKENDS)}")
         self.model = model
-        self.backend = BACKENDS[backend](model, device=device, **backend_options)
+        self.backend = backend_class(backend, "dit")(model, device=device, **backend_options)
 
     @property
     def cfg(self):
@@ -24,11 +21,11 @@ class DiTGenerator:
     def check_labels(self, labels):
         return check_labels(labels, self.cfg.num_classes)
 
-    def check(self, labels, sampling: DiTSampling, amp):
-        """The plan of a run, or a UserError before any work: labels, sampler, steps, amplification, backend."""
-        self.check_labels(labels)
+    def check(self, batch_size: int, amp=DiTAmpConfig(), sampling=DiTSampling()):
+        """The run's amplification plan, or a UserError before any work: sampler, steps,
+        amplification, and what the backend refuses (an export made for other blocks)."""
         plan = amp.resolve(self.cfg, Sampler(sampling.sampler, sampling.steps).steps) if amp is not None else None
-        self.backend.begin(torch.tensor(labels), plan)
+        self.backend.check(batch_size, plan)
         return plan
 
     def run(self, labels, seed=0, sampling=DiTSampling(), amp=DiTAmpConfig(), indices=None, return_masks=False,
@@ -40,7 +37,7 @@ class DiTGenerator:
         labels = self.check_labels(labels)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         sampler = Sampler(sampling.sampler, sampling.steps)
-        plan = self.check(labels, sampling, amp)
+        plan = self.check(len(labels), amp, sampling)
         saliency = None
         if plan is not None and plan.source == "file":
             saliency = file_saliency(plan.mask_dir, labels, indices, self.cfg.grid, self.model.image_size)
@@ -48,4 +45,4 @@ class DiTGenerator:
         noise = batch_latent_noise(seed, labels, indices, sampler.steps, shape)
         with torch.no_grad():
             return denoise(self.backend, sampler, torch.tensor(labels), noise,
-                           sampling.cfg, plan, saliency, return_masks, forced_latents, return_outputs)
+                           sampling.guidance, plan, saliency, return_masks, forced_latents, return_outputs)

@@ -5,8 +5,8 @@ from hieramp.errors import UserError
 from hieramp.model.dit.vae import decode, load_vae
 
 
-def test_vae_directory_round_trip_and_latent_scale(tiny_files, tiny_dit_model):
-    _, vae_dir = tiny_files
+def test_vae_directory_round_trip_and_latent_scale(tiny_dit_files, tiny_dit_model):
+    _, vae_dir = tiny_dit_files
     vae = load_vae(vae_dir)
     z = torch.randn(2, 4, 8, 8)
     images = decode(vae, z)
@@ -16,8 +16,8 @@ def test_vae_directory_round_trip_and_latent_scale(tiny_files, tiny_dit_model):
     torch.testing.assert_close(images, expected)
 
 
-def test_a_directory_that_is_not_a_vae(tmp_path, tiny_files):
-    dit_file, _ = tiny_files
+def test_a_directory_that_is_not_a_vae(tmp_path, tiny_dit_files):
+    dit_file, _ = tiny_dit_files
     with pytest.raises(UserError, match="is not a diffusers VAE directory"):
         load_vae(tmp_path)
     with pytest.raises(UserError, match="is not a diffusers VAE directory"):

@@ -23,7 +23,7 @@ def test_onnxruntime_equals_torch_on_the_forced_path(tiny_dit_model, export_dir,
     """Both backends step from the torch trajectory's latents with the torch masks."""
     plan = DiTAmpConfig(beta=beta, layers=(1, 2), mask=source).resolve(tiny_dit_model.cfg, 4)
     ref, ort = TorchStep(tiny_dit_model), OrtStep(tiny_dit_model, export_dir=export_dir)
-    ref.begin(None, plan), ort.begin(None, plan)
+    ref.begin(torch.tensor([0, 4, 9]), plan), ort.begin(torch.tensor([0, 4, 9]), plan)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, 4, 8, 8, generator=gen), torch.tensor([0, 4, 9])
     mask = (torch.rand(3, 16, generator=gen) < 0.5).float()

@@ -31,8 +31,8 @@ def test_generate_writes_images_and_beta_one_is_no_amp(tmp_path):
     assert (tmp_path / "five" / "1/0.png").read_bytes() != (tmp_path / "off" / "1/0.png").read_bytes()
 
 
-def test_the_backbone_is_recognised_from_the_checkpoint(tmp_path, tiny_files, capsys):
-    dit_file, vae_dir = tiny_files
+def test_the_backbone_is_recognised_from_the_checkpoint(tmp_path, tiny_dit_files, capsys):
+    dit_file, vae_dir = tiny_dit_files
     argv = ["generate", "--model", str(dit_file), "--vae", str(vae_dir), "--steps", "2", "--classes", "3", "--out"]
     assert main([*argv, str(tmp_path / "a"), "--heads", "2"]) == 0
     assert main(["generate", *TINY[:2], "--steps", "2", "--classes", "3", "--out", str(tmp_path / "b")]) == 0
@@ -82,8 +82,8 @@ def test_file_masks_through_the_command_line(tmp_path, capsys):
         capsys, ["generate", *TINY, "--classes", "5", "--dit-mask", f"file:{masks}", "--out", str(tmp_path / "bad")])
 
 
-def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_files, capsys):
-    dit_file, vae_dir = tiny_files
+def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_dit_files, capsys):
+    dit_file, vae_dir = tiny_dit_files
     var_file = tmp_path / "var_d16.pth"
     torch.save({"word_embed.weight": torch.zeros(4, 2), "lvl_1L": torch.zeros(1, 1)}, var_file)
     out = ["--classes", "0", "--out", str(tmp_path / "out")]
@@ -93,7 +93,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_files, capsys):
         (["--model", str(dit_file), "--vae", str(dit_file)], "is a DiT checkpoint: pass its VAE directory"),
         ([*TINY, "--top-k", "5"], "--top-k applies to VAR models; dit-tiny is a DiT model"),
         (["--model", "tiny", "--steps", "5"], "--steps applies to DiT models; tiny is a VAR model"),
-        ([*TINY, "--backend", "tensorrt", "--engine", str(tmp_path)], "DiT runs on --backend torch or onnxruntime"),
+        ([*TINY, "--backend", "tensorrt", "--engine", str(tmp_path)], "backend 'tensorrt' does not run DiT models: use --backend torch or onnxruntime"),
         ([*TINY, "--dit-mask", "saliency"], "unknown --dit-mask 'saliency'"),
         ([*TINY, "--beta", "5,5,1"], "--beta takes one value for DiT"),
         ([*TINY, "--amp-steps", "0-2"], "step 0 cannot be amplified"),
@@ -122,8 +122,8 @@ def test_bench_runs_the_dit_variants(tmp_path):
     assert Image.open(tmp_path / "r.png").size[0] > 0
 
 
-def test_the_dit_xl_2_preset_reads_the_official_files(tmp_path, tiny_files, monkeypatch, capsys):
-    dit_file, vae_dir = tiny_files
+def test_the_dit_xl_2_preset_reads_the_official_files(tmp_path, tiny_dit_files, monkeypatch, capsys):
+    dit_file, vae_dir = tiny_dit_files
     monkeypatch.setenv("HIERAMP_CHECKPOINTS", str(tmp_path))
     argv = ["generate", "--model", "dit-xl-2", "--heads", "2", "--steps", "2", "--classes", "1", "--out"]
     assert "preset dit-xl-2 needs" in error_line(capsys, [*argv, str(tmp_path / "a")])
