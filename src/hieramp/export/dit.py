@@ -18,7 +18,7 @@ from ..model.dit.amp import gain
 from ..model.dit.step import guided_step
 from . import onnx_files
 from .exporter import DEFAULT_OPSET, OPSETS, _trace
-from .graphs import TRACE_BATCH, GraphSpec, TensorSpec
+from .graphs import BATCH, TRACE_BATCH, GraphSpec, TensorSpec
 from .manifest import ExportManifest, model_entry
 
 STEP_GRAPH = "dit_step.onnx"
@@ -44,13 +44,13 @@ class DiTExportManifest(ExportManifest):
 
 def step_spec(cfg) -> GraphSpec:
     f32, i64 = torch.float32, torch.int64
-    latent = ("batch", cfg.in_channels, cfg.input_size, cfg.input_size)
+    latent = (BATCH, cfg.in_channels, cfg.input_size, cfg.input_size)
     return GraphSpec("dit_step", inputs=(
-        TensorSpec("x", latent, f32), TensorSpec("t", ("batch",), i64), TensorSpec("y", ("batch",), i64),
-        TensorSpec("cfg", (), f32), TensorSpec("mask", ("batch", cfg.num_tokens), f32), TensorSpec("beta", (), f32),
+        TensorSpec("x", latent, f32), TensorSpec("t", (BATCH,), i64), TensorSpec("y", (BATCH,), i64),
+        TensorSpec("cfg", (), f32), TensorSpec("mask", (BATCH, cfg.num_tokens), f32), TensorSpec("beta", (), f32),
     ), outputs=(
-        TensorSpec("guided", ("batch", cfg.out_channels, cfg.input_size, cfg.input_size), f32),
-        TensorSpec("cfg_diff", ("batch", cfg.num_tokens), f32), TensorSpec("attention_mass", ("batch", cfg.num_tokens), f32),
+        TensorSpec("guided", (BATCH, cfg.out_channels, cfg.input_size, cfg.input_size), f32),
+        TensorSpec("cfg_diff", (BATCH, cfg.num_tokens), f32), TensorSpec("attention_mass", (BATCH, cfg.num_tokens), f32),
     ))
 
 
