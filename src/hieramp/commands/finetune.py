@@ -7,7 +7,6 @@ batch / 256). Run it under torchrun for several GPUs. Rerun the same command to 
 run from its last save (--save-every); the weights end the same as an uninterrupted run's.
 """
 import argparse
-import math
 
 import torch.distributed as dist
 
@@ -16,17 +15,6 @@ from ..finetune import FinetuneSettings, RunOptions, finetune, init_distributed
 from ..finetune.settings import PRECISIONS, PUBLIC_BATCH, PUBLIC_EPOCHS
 from .common import int_list, positive_int
 from .distill import device_for_rank
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (ranges are checked with the settings)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
 
 
 def non_negative_int(text: str) -> int:
@@ -73,11 +61,11 @@ def add_parser(subparsers):
     g.add_argument("--steps", type=positive_int, help="optimiser steps (overrides --epochs)")
     g.add_argument("--batch-size", type=positive_int, default=PUBLIC_BATCH, help="global batch, split over ranks and --accum")
     g.add_argument("--accum", type=positive_int, default=1, help="gradient accumulation steps per optimiser step")
-    g.add_argument("--lr", type=finite_float, help="peak learning rate (default 1e-4 x batch size / 256)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 1e-4 x batch size / 256)")
     g.add_argument("--precision", choices=PRECISIONS, help="bf16 on GPU, fp32 on CPU by default; fp16 uses a loss scaler")
     g.add_argument("--cls-scales", help="scales that get a class token: 0-9 (default: every scale), or none for a "
                                         "plain-VAR baseline trained the same way")
-    g.add_argument("--cls-weight", type=finite_float, default=1.0, help="weight of the class-token classification loss")
+    g.add_argument("--cls-weight", type=float, default=1.0, help="weight of the class-token classification loss")
     g.add_argument("--seed", type=non_negative_int, default=0, help="decides the sample order, crops, class dropout and new weights")
     g.add_argument("--device", default="cpu", help="cpu, cuda (under torchrun: each rank's own GPU), cuda:1")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")

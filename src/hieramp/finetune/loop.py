@@ -153,8 +153,8 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
     if start >= total:
         return summary
 
-    model = DistributedDataParallel(trainee, device_ids=[device.index] if device.type == "cuda" else None,
-                                    broadcast_buffers=False) if ranks.world > 1 else trainee
+    model = DistributedDataParallel(trainee, device_ids=[device.index] if device.type == "cuda" else None) \
+        if ranks.world > 1 else trainee
     step_model = torch.compile(model) if options.compile else model
     stepper = Stepper(optimizer, settings.clip, settings.accum, scaler)
     loader = torch.utils.data.DataLoader(
@@ -173,6 +173,7 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
         for step in range(start, total):
             for group in optimizer.param_groups:
                 group["lr"] = settings.peak_lr * lr_factor(step, total)
+            step_drop = drop_mask(settings.batch_size, derived_generator(settings.seed, step, DROP_STREAM))
             for m in range(settings.accum):
                 images_B3HW, labels_B, kept_B, bad = next(batches)
                 unreadable += bad
@@ -186,8 +187,8 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
                     idx_list = vae.latent_to_idx(latent.float())
                     ids_BL = torch.cat(idx_list, dim=1)
                     inputs_BLCv = vae.idx_to_var_input(idx_list)
-                drop = drop_mask(micro, derived_generator(settings.seed, step, m, DROP_STREAM))
-                drop = drop[ranks.rank * plan.local_batch:(ranks.rank + 1) * plan.local_batch][kept_B]
+                first = m * micro + ranks.rank * plan.local_batch           # this rank's place in the global batch
+                drop = step_drop[first:first + plan.local_batch][kept_B]
                 dropped_B = apply_drop(labels_B, drop.to(device), cfg.num_classes)
                 sync = model.no_sync() if ranks.world > 1 and m < settings.accum - 1 else nullcontext()
                 with sync:
