@@ -144,3 +144,11 @@ def test_plain_baseline_and_continuing_a_fine_tune(tiny_files, image_folder, tmp
     assert set(before) == set(after)
     torch.testing.assert_close(after["cls_tokens.3"], before["cls_tokens.3"], atol=1e-6, rtol=0)
     torch.testing.assert_close(after["class_head.weight"], before["class_head.weight"], atol=1e-6, rtol=0)
+
+
+def test_unreadable_images_are_skipped_and_counted(tiny_files, tmp_path, make_image_folder):
+    data = make_image_folder(tmp_path / "data", per_class=3)
+    (data / "1" / "broken.png").write_bytes(b"\x89PNG truncated")
+    out = tmp_path / "run"
+    run(settings_for(tiny_files, data, steps=2, batch_size=10), out)             # every batch holds all 10 files
+    assert [r["unreadable"] for r in read_log(out)] == [1, 2]

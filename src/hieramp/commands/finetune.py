@@ -13,18 +13,8 @@ import torch.distributed as dist
 from ..errors import UserError
 from ..finetune import FinetuneSettings, RunOptions, finetune, init_distributed
 from ..finetune.settings import PRECISIONS, PUBLIC_BATCH, PUBLIC_EPOCHS
-from .common import int_list, positive_int
+from .common import int_list, non_negative_int, positive_int
 from .distill import device_for_rank
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def parse_cls_scales(text):

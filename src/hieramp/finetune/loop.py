@@ -257,5 +257,8 @@ def resume(ckpt: dict, trainee: Trainee, optimizer, scaler) -> tuple:
 def init_distributed(device: str) -> Ranks:
     """torchrun's processes join one group (NCCL on GPUs, gloo on the CPU); a single process stays alone."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
+        on_gpu = torch.device(device).type == "cuda"
+        if on_gpu:
+            torch.cuda.set_device(torch.device(device))                  # NCCL's communicators on this rank's GPU
+        dist.init_process_group("nccl" if on_gpu else "gloo")
     return current_ranks()
