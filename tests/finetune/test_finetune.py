@@ -43,7 +43,8 @@ def test_loss_falls_and_class_tokens_learn_the_classes(tiny_files, image_folder,
     assert sum(r["loss"] for r in log[-5:]) < sum(r["loss"] for r in log[:5])
     assert last["cls_loss"] < first["cls_loss"]
     assert len(last["cls_acc"]) == 4 and sum(last["cls_acc"]) / 4 > 100 / 3 + 15          # chance: 33 %
-    assert {"epoch", "lr", "token_loss", "token_acc", "token_acc_last", "grad_norm", "img_s", "peak_mem_mb"} <= set(last)
+    assert {"epoch", "lr", "token_loss", "token_acc", "token_acc_last", "grad_norm", "img_s", "cpu_s",
+            "peak_mem_mb"} <= set(last)
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["settings"]["steps"] == 40 and run_json["images"] == 24 and run_json["classes"] == [0, 1, 2]
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"

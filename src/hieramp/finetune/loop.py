@@ -169,6 +169,7 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
     bar = tqdm(total=total * settings.batch_size, initial=start * settings.batch_size, unit="img", desc="finetune",
                disable=not (options.progress and ranks.main), smoothing=0.1)
     began = tick = time.perf_counter()
+    cpu_tick = time.process_time()
     seen = 0
     try:
         for step in range(start, total):
@@ -205,9 +206,10 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
                 now = time.perf_counter()
                 record = {"step": done, "epoch": step // plan.steps_per_epoch, "lr": optimizer.param_groups[0]["lr"],
                           **metrics, "grad_norm": None if grad_norm is None else grad_norm.item(),
-                          "img_s": seen / (now - tick), "peak_mem_mb": memory.peak_mb(),
+                          "img_s": seen / (now - tick), "cpu_s": time.process_time() - cpu_tick,
+                          "peak_mem_mb": memory.peak_mb(),
                           "unreadable": int(sum(ranks.mean([unreadable])) * ranks.world)}
-                seen, tick = 0, now
+                seen, tick, cpu_tick = 0, now, time.process_time()
                 summary.last = record
                 bar.set_postfix(loss=f"{record['loss']:.4f}", step=done, refresh=False)
                 if ranks.main:

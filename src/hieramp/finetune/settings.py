@@ -41,11 +41,10 @@ class FinetuneSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        for name in ("lr", "cls_weight"):
-            value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)):
-                raise UserError(f"--{name.replace('_', '-')} must be a finite number above 0"
-                                f"{'' if name == 'lr' else ' or 0'}, got {value}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"--lr must be a finite number above 0, got {self.lr}")
+        if not (math.isfinite(self.cls_weight) and self.cls_weight >= 0):
+            raise UserError(f"--cls-weight must be a finite number, 0 or more, got {self.cls_weight}")
         if self.seed < 0:
             raise UserError(f"--seed must be 0 or more, got {self.seed}")
         if self.precision is not None and self.precision not in PRECISIONS:
