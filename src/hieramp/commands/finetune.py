@@ -40,23 +40,28 @@ def add_parser(subparsers):
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="allow checkpoints that hold more than tensors (unpickling can run code: only for trusted files)")
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, help="ImageFolder root holding train/ (or the train folder itself); class "
-                                                 "folders named by wnid (n01440764) or by class index (00000 or 0 .. K-1)")
-    g.add_argument("--classes", help="fine-tune on these classes only (0-99,207, a file, imagenette ...); labels stay the model's")
+    g.add_argument("--data", required=True,
+                   help="ImageFolder root holding train/ (or the train folder itself); class folders named by wnid "
+                        "(n01440764) or by class index (00000 or 0 .. K-1)")
+    g.add_argument("--classes", help="fine-tune on these classes only (0-99,207, a file, imagenette ...); "
+                                     "labels stay the model's")
     g.add_argument("--hflip", action="store_true", help="random horizontal flips")
-    g.add_argument("--workers", type=non_negative_int, default=4, help="data-loader processes per rank (0: load in the main process)")
+    g.add_argument("--workers", type=non_negative_int, default=4,
+                   help="data-loader processes per rank (0: load in the main process)")
     g = p.add_argument_group("training")
     g.add_argument("--out", required=True, help="run directory: ar-ckpt-last.pth, run.json, log.jsonl, loss.png")
     g.add_argument("--epochs", type=positive_int, default=PUBLIC_EPOCHS, help="passes over the data")
     g.add_argument("--steps", type=positive_int, help="optimiser steps (overrides --epochs)")
-    g.add_argument("--batch-size", type=positive_int, default=PUBLIC_BATCH, help="global batch, split over ranks and --accum")
+    g.add_argument("--batch-size", type=positive_int, default=PUBLIC_BATCH,
+                   help="global batch, split over ranks and --accum")
     g.add_argument("--accum", type=positive_int, default=1, help="gradient accumulation steps per optimiser step")
     g.add_argument("--lr", type=float, help="peak learning rate (default 1e-4 x batch size / 256)")
     g.add_argument("--precision", choices=PRECISIONS, help="bf16 on GPU, fp32 on CPU by default; fp16 uses a loss scaler")
     g.add_argument("--cls-scales", help="scales that get a class token: 0-9 (default: every scale), or none for a "
                                         "plain-VAR baseline trained the same way")
     g.add_argument("--cls-weight", type=float, default=1.0, help="weight of the class-token classification loss")
-    g.add_argument("--seed", type=non_negative_int, default=0, help="decides the sample order, crops, class dropout and new weights")
+    g.add_argument("--seed", type=non_negative_int, default=0,
+                   help="decides the sample order, crops, class dropout and the new weights")
     g.add_argument("--device", default="cpu", help="cpu, cuda (under torchrun: each rank's own GPU), cuda:1")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--save-every", type=positive_int, default=1000, help="steps between checkpoints")

@@ -98,7 +98,8 @@ def autocast(device: torch.device, precision: str):
 
 
 def metric_vector(m: dict) -> list:
-    return [m["loss"], m["token_loss"], m["token_acc"], m["token_acc_last"], *([m["cls_loss"], *m["cls_acc"]] if "cls_loss" in m else [])]
+    cls = [m["cls_loss"], *m["cls_acc"]] if "cls_loss" in m else []
+    return [m["loss"], m["token_loss"], m["token_acc"], m["token_acc_last"], *cls]
 
 
 def metric_dict(v: list) -> dict:
@@ -108,7 +109,18 @@ def metric_dict(v: list) -> dict:
     return out
 
 
-def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Optional[Callable[[int], None]] = None) -> Summary:
+@torch.no_grad()
+def tokenize(vae, images_B3HW, precision: str):
+    """Token ids (B, L) and teacher-forcing input (B, L - 1, Cv): the encoder in the training precision,
+    the quantization in fp32 (as VAR's trainer, which encodes outside autocast)."""
+    with autocast(images_B3HW.device, precision):
+        latent = vae.encode(images_B3HW)
+    idx_list = vae.latent_to_idx(latent.float())
+    return torch.cat(idx_list, dim=1), vae.idx_to_var_input(idx_list)
+
+
+def finetune(settings: FinetuneSettings, options: RunOptions,
+             after_save: Optional[Callable[[int], None]] = None) -> Summary:
     """Run (or continue) the fine-tune into options.out; `after_save(step)` runs after every checkpoint."""
     ranks = current_ranks()
     settings.check(ranks.world)
@@ -181,14 +193,8 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
                 unreadable += bad
                 if images_B3HW is None:
                     raise UserError(f"every image of a batch at step {step} was unreadable: check the files in {images.root}")
-                images_B3HW = images_B3HW.to(device, non_blocking=True)
                 labels_B = labels_B.to(device, non_blocking=True)
-                with torch.no_grad():
-                    with autocast(device, precision):
-                        latent = vae.encode(images_B3HW)
-                    idx_list = vae.latent_to_idx(latent.float())
-                    ids_BL = torch.cat(idx_list, dim=1)
-                    inputs_BLCv = vae.idx_to_var_input(idx_list)
+                ids_BL, inputs_BLCv = tokenize(vae, images_B3HW.to(device, non_blocking=True), precision)
                 first = m * micro + ranks.rank * plan.local_batch           # this rank's place in the global batch
                 drop = step_drop[first:first + plan.local_batch][kept_B]
                 dropped_B = apply_drop(labels_B, drop.to(device), cfg.num_classes)
@@ -208,7 +214,7 @@ def finetune(settings: FinetuneSettings, options: RunOptions, after_save: Option
                           **metrics, "grad_norm": None if grad_norm is None else grad_norm.item(),
                           "img_s": seen / (now - tick), "cpu_s": time.process_time() - cpu_tick,
                           "peak_mem_mb": memory.peak_mb(),
-                          "unreadable": int(sum(ranks.mean([unreadable])) * ranks.world)}
+                          "unreadable": round(ranks.mean([unreadable])[0] * ranks.world)}
                 seen, tick, cpu_tick = 0, now, time.process_time()
                 summary.last = record
                 bar.set_postfix(loss=f"{record['loss']:.4f}", step=done, refresh=False)
