@@ -30,7 +30,7 @@ finetune(settings, RunOptions(out=out, log_every=1, save_every=10 ** 9, progress
 '''
 CONFIGS = [  # (model, image side, batch, steps)
     ("tiny-plain", 8, 16, 12),
-    ("d16", 256, 2, 4),
+    ("d16", 256, 2, 3),
 ]
 D16_MIN_FREE_GB = 7.0           # d16 with AdamW needs about 6 GB; the machine is shared
 
