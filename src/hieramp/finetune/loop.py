@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..bench.memory import PeakMemory
 from ..classes import parse_class_spec
 from ..errors import UserError
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from ..train.objective import apply_drop, drop_mask, objective_metrics
 from ..train.stepper import Stepper, param_groups
 from ..train.var import var_wo_ddp_state

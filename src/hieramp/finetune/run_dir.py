@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from ..errors import UserError
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from .settings import FinetuneSettings
 
 RUN_FILE = "run.json"
