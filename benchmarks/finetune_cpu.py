@@ -106,7 +106,11 @@ def main():
                     rows.append({"model": model, "precision": precision, "batch": batch,
                                  "skipped": f"{free:.1f} GB available, {D16_MIN_FREE_GB} needed"})
                     continue
-                rows.append(measure(model, side, batch, steps, precision, Path(tmp)))
+                try:
+                    rows.append(measure(model, side, batch, steps, precision, Path(tmp)))
+                except subprocess.CalledProcessError as err:          # e.g. killed for memory by the kernel
+                    rows.append({"model": model, "precision": precision, "batch": batch,
+                                 "skipped": f"the run failed (exit code {err.returncode}; -9: killed, e.g. out of memory)"})
                 print(json.dumps(rows[-1]), flush=True)
     Path(f"{args.out}.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
     Path(f"{args.out}.md").write_text(markdown(rows, machine))
