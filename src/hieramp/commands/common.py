@@ -6,6 +6,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
+from ..precision import PRECISIONS
 from ..runtime.generator import Generator
 
 
@@ -100,10 +101,20 @@ def add_backend_options(p):
     g.add_argument("--engine", help="engine directory made by `hieramp build` (tensorrt backend)")
     g.add_argument("--rebuild", action="store_true",
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
+    g.add_argument("--precision", choices=tuple(PRECISIONS),
+                   help="torch: fp32 (default), bf16, or fp16 (GPU only) for the transformer and decoder (logits, the "
+                        "op's saliency and sampling stay float32); onnxruntime and tensorrt run what the export or "
+                        "engines hold, and refuse another precision")
+    g.add_argument("--compile", action="store_true",
+                   help="torch backend: torch.compile the transformer blocks (slow first batch; see README for when it helps)")
 
 
 def generator_from_args(args, model):
-    options = {}
+    options = {"precision": args.precision} if args.precision else {}
+    if args.compile:
+        if args.backend != "torch":
+            raise UserError(f"--compile applies to the torch backend, not {args.backend}: drop --compile")
+        options["compile"] = True
     if args.backend == "onnxruntime":
         if not args.export:
             raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")

@@ -58,6 +58,16 @@ class ExportManifest(DirectoryManifest):
     def dtype(self) -> str:
         return self.data["dtype"]
 
+    @property
+    def quantization(self):
+        """None, or the scheme of `export --quantize` ("int8-dynamic"); exports before it have none."""
+        return self.data.get("quantization")
+
+    @property
+    def precision(self) -> str:
+        """What `hieramp compare` picks its tolerances by: the dtype, or int8 for quantised exports."""
+        return "int8" if self.quantization else self.dtype
+
     def graph(self, name: str, scale: int = None) -> Path:
         entry = self.data["graphs"][name]
         return self.directory / (entry[scale] if scale is not None else entry)

@@ -32,6 +32,14 @@ def class_row_mask(P: int, Lq: int, device) -> torch.Tensor:
     return mask
 
 
+def amplified_set(q, k, rho, scale) -> torch.Tensor:
+    """The indicator a (B, n) that the op computes from these inputs (steps 1-4, in float32)."""
+    Lq = q.shape[-2]
+    n, P = Lq - 1, k.shape[-2] - Lq
+    logits = scale * (q.float() @ k.float().transpose(-1, -2)) + class_row_mask(P, Lq, q.device)    # (B, H, Lq, P + Lq)
+    return topk_indicator(torch.softmax(logits[:, :, Lq - 1, P:P + n], dim=-1).mean(dim=1), rho)
+
+
 def topk_bias_attention(q, k, v, beta, rho, scale, mode="logit"):
     """Scale-restricted attention with top-k saliency amplification; output float32 (B, H, Lq, D)."""
     if mode not in MODES:

@@ -80,8 +80,9 @@ def _scalar(value, dtype):
 class OrtBackend:
     name = "onnxruntime"
 
-    def __init__(self, model, device="cpu", export_dir=None, threads=None):
-        """`threads`: intra-op threads (default: ONNX Runtime's choice)."""
+    def __init__(self, model, device="cpu", export_dir=None, threads=None, precision=None):
+        """`threads`: intra-op threads (default: ONNX Runtime's choice). `precision`: refuse an
+        export of another dtype (None: run whatever it holds)."""
         if export_dir is None:
             raise UserError("the onnxruntime backend runs an export: pass export_dir (made by `hieramp export`)")
         manifest = ExportManifest.read(export_dir)
@@ -90,6 +91,9 @@ class OrtBackend:
             raise UserError(f"export {manifest.directory} holds the bare {manifest.data['amp']['op']} node for the "
                             f"TensorRT plugin (--amp-op plugin), which ONNX Runtime cannot run: "
                             f"re-export with --amp-op function")
+        if precision is not None and precision != manifest.dtype:
+            raise UserError(f"export {manifest.directory} is {manifest.dtype}, this run asks for {precision}: pass "
+                            f"--precision {manifest.dtype}, or re-export with --dtype {precision}")
         manifest.verify_files()
         self.device = torch.device(device)
         if self.device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -100,6 +104,7 @@ class OrtBackend:
         self.manifest, self.artifact_id = manifest, manifest.artifact_id
         self.cfg = model.cfg
         self.dtype = DTYPES[manifest.dtype]
+        self.precision = manifest.precision
         self.threads = threads
 
         def load(name, scale=None):

@@ -128,6 +128,7 @@ class TensorRTBackend:
                                      manifest.batch_sizes, timing_cache, tensorrt.flavour)
         manifest.check(model, tensorrt, gpu, precision)
         self.manifest, self.artifact_id = manifest, manifest.artifact_id
+        self.precision = manifest.precision
         self.cfg = model.cfg
         self.cuda_graphs = cuda_graphs
         self.logger = tensorrt.module.Logger(tensorrt.module.Logger.ERROR)          # must outlive the runtime
