@@ -47,7 +47,7 @@ def public_var(var_src: Path, ours):
     return var.eval()
 
 
-def arms(names, model, var_src, export_dir):
+def arms(names, model, var_src, export_dir, threads):
     out = {}
     for name in names:
         if name == "torch-fp32":
@@ -59,7 +59,7 @@ def arms(names, model, var_src, export_dir):
         elif name == "ort-int8":
             if not (Path(export_dir) / "manifest.json").is_file():
                 export_model(model, export_dir, amp_layers=AMP.layers, quantize=True, progress=False)
-            gen = Generator(model, backend="onnxruntime", export_dir=export_dir)
+            gen = Generator(model, backend="onnxruntime", export_dir=export_dir, threads=threads)
         elif name == "public-var":
             var = public_var(Path(var_src), model)
             out[name] = lambda labels, seed, var=var: var.autoregressive_infer_cfg(
@@ -79,10 +79,12 @@ def main():
     p.add_argument("--rounds", type=int, default=2, help="measured rounds per batch size")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the first batch size's (compilation runs there)")
     p.add_argument("--export-dir", default="/tmp/hieramp-d16-int8")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads of torch and ONNX Runtime")
     p.add_argument("--out", required=True, help="output path without extension: OUT.json and OUT.md")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     model = random_model("d16")
-    runners = arms(args.arms.split(","), model, args.var_src, args.export_dir)
+    runners = arms(args.arms.split(","), model, args.var_src, args.export_dir, args.threads)
     results, loads = {}, []
     for bi, batch in enumerate(int(b) for b in args.batch_sizes.split(",")):
         labels = [i % 1000 for i in range(0, 97 * batch, 97)]
@@ -107,7 +109,7 @@ def main():
     machine = describe_machine()
     Path(args.out + ".json").write_text(json.dumps({"machine": machine, "load_1min_per_round": loads, "rows": rows}, indent=2) + "\n")
     lines = [f"{machine['cpu']} ({machine['cpu_cores']} cores), {machine['date']}; d16 random init; "
-             f"1-minute load per round: {loads}. {args.warmup} warmup round(s) before the first batch size, then "
+             f"{args.threads} intra-op thread(s); 1-minute load per round: {loads}. {args.warmup} warmup round(s) before the first batch size, then "
              f"{args.rounds} measured per batch size.", "",
              "| batch | arm | s/img (median) | rounds | x torch fp32 |", "|---|---|---|---|---|"]
     for r in rows:
