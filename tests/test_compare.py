@@ -56,8 +56,10 @@ def test_reduced_precision_gates_relative_error_and_not_free_sampling():
     assert Tolerances.for_precision("fp32") == Tolerances(1e-4, None, 1.0, 1.0, 40.0, 1.0)
     for name in ("bf16", "fp16", "int8"):
         tol = Tolerances.for_precision(name)
-        assert tol.max_logit_error is None and tol.max_rel_logit_error < 0.1 and tol.min_token_agreement == 0
-        assert 0.9 <= tol.min_argmax_agreement < 1 and 0.8 <= tol.min_amp_set_agreement < 1
+        assert tol.max_logit_error is None and tol.max_rel_logit_error < 0.5 and tol.min_token_agreement == 0
+        assert 0.85 <= tol.min_argmax_agreement < 1 and 0.5 <= tol.min_amp_set_agreement < 1 and tol.min_psnr_db >= 40
+    fp16, bf16 = Tolerances.for_precision("fp16"), Tolerances.for_precision("bf16")
+    assert fp16.max_rel_logit_error < bf16.max_rel_logit_error and fp16.min_argmax_agreement > bf16.min_argmax_agreement
 
 
 def test_bf16_torch_against_the_fp32_reference(tiny_model):
@@ -65,7 +67,7 @@ def test_bf16_torch_against_the_fp32_reference(tiny_model):
     result = compare(candidate, labels=[0, 5], amp=AmpConfig(layers=(1,)), tolerances=Tolerances.for_precision("bf16"),
                      progress=False)
     assert result.passed, result.failures
-    assert all(0 < s.max_abs_error and s.max_rel_error < 5e-2 for s in result.scales)
+    assert all(0 < s.max_abs_error and s.max_rel_error < 1e-2 for s in result.scales)
     assert all(s.amp_set_agreement is not None for s in result.scales[1:])
     assert next(tiny_model.parameters()).dtype == torch.float32          # the reference kept its weights
     strict = compare(candidate, labels=[0, 5], amp=AmpConfig(layers=(1,)), progress=False)

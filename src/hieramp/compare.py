@@ -44,13 +44,16 @@ class Tolerances:
 
 # Reduced precision: the logit error is gated relative to the logit scale (absolute errors grow
 # with it) and free-sampling token agreement is reported, not gated (one flipped token changes
-# the rest of an image). Values chosen from the measurements in benchmarks/results/precision-gates.md
-# (tiny, digits and d16-random models) with a margin below the worst measured value.
+# the rest of an image). Each gate is the worst value measured on the tiny, digits and d16
+# (random init) models, rounded away from it (benchmarks/results/precision-gates.md):
+# bf16 (torch): rel 0.19 and argmax 96.9 % (digits), sets 93.1 % and PSNR 45.1 dB (d16);
+# fp16 (ONNX export; d16 too slow on this CPU): rel 2.4e-3, argmax 99.8 %, sets 100 %, PSNR 70 dB;
+# int8 (export --quantize): rel 0.28 and argmax 90.3 % (digits), sets 73.6 % (d16).
 PRECISION_TOLERANCES = {
     "fp32": Tolerances(),
-    "bf16": Tolerances(None, 5e-2, 0.95, 0.0, 25.0, 0.9),
-    "fp16": Tolerances(None, 1e-2, 0.98, 0.0, 30.0, 0.95),
-    "int8": Tolerances(None, 5e-2, 0.95, 0.0, 25.0, 0.9),
+    "bf16": Tolerances(None, 0.25, 0.95, 0.0, 40.0, 0.9),
+    "fp16": Tolerances(None, 1e-2, 0.99, 0.0, 40.0, 0.9),
+    "int8": Tolerances(None, 0.35, 0.88, 0.0, 40.0, 0.7),
 }
 
 
