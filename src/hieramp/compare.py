@@ -10,9 +10,10 @@ Three runs on the same labels and seed:
    token flipped by a rounding-level logit difference changes the rest of an image, which the
    token agreement already counts).
 
-The amplified sets: a backend takes part by offering `record_amp_sets()`, after which
-`amp_indicators` holds, per step, the sets it computed (the torch backend from its op inputs, in
-any precision; the onnxruntime backend from its graph); otherwise the sets are not compared.
+The amplified sets: both backends are asked to `record_amp_sets()` (the backend contract's
+optional capability); after that `amp_indicators` holds, per step, the set of every op node (the
+torch backend from each op call's inputs, in any precision; the onnxruntime backend from its
+graph). A backend that cannot record is not compared on them.
 Gates per precision: `Tolerances.for_precision`.
 """
 import math
@@ -23,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .model.amp_config import AmpConfig
+from .model.sampling import SamplingParams
 from .runtime.generator import Generator
 
 
@@ -113,26 +115,26 @@ def psnr(a, b) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, cfg=4.0, top_k=900, top_p=0.95,
+def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, sampling: SamplingParams = SamplingParams(),
             amp: Optional[AmpConfig] = AmpConfig(), tolerances=Tolerances(), device="cpu", progress=True) -> Comparison:
     """Run the reference (torch, float32, on `device`) and `candidate` on the same inputs and compare them."""
     model = candidate.model
     reference = Generator(model, backend="torch", device=device)
-    for backend in (reference.backend, candidate.backend):
-        if hasattr(backend, "record_amp_sets"):
-            backend.record_amp_sets()
-    sampling = dict(seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, amp=amp)
+    reference.backend.record_amp_sets()
+    recording = candidate.backend.record_amp_sets()
+    settings = dict(seed=seed, sampling=sampling, amp=amp)
     with tqdm(total=3, desc="compare", unit="run", disable=not progress) as bar:
-        ref = reference.run(labels, return_logits=True, **sampling)
+        ref = reference.run(labels, return_logits=True, **settings)
+        reference_sets = reference.backend.amp_indicators
         bar.update()
-        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **sampling)
-        candidate_sets = getattr(candidate.backend, "amp_indicators", None)
+        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **settings)
+        candidate_sets = candidate.backend.amp_indicators if recording else None
         bar.update()
-        free = candidate.run(labels, **sampling)
+        free = candidate.run(labels, **settings)
         bar.update()
 
     plan = amp.resolve(model.cfg) if amp is not None else None
-    set_agreement, all_sets = _set_agreement(plan, reference.backend.amp_indicators, candidate_sets, model.cfg.num_scales)
+    set_agreement, all_sets = _set_agreement(plan, reference_sets, candidate_sets, model.cfg.num_scales)
     scales = []
     for si, (r, f, rt, ft) in enumerate(zip(ref.logits, forced.logits, ref.tokens, free.tokens)):
         err = float((f - r).abs().max())

@@ -2,14 +2,14 @@
 drift in the machine's load hits all arms alike; medians and spread over the rounds."""
 import statistics
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..model.sampling import SamplingParams
 from ..precision import check_precision
-from ..runtime.loop import SamplingParams
 from .backends import BackendUnavailable, check_available
 from .machine import describe_machine, load_average
 from .timing import stage_names
@@ -205,12 +205,12 @@ def _settings_record(settings, workers, variants):
     info = workers[REFERENCE].info
     amp = paper_amp(info["depth"])
     return {
-        "model": info["model"], "image_size": info["image_size"],
-        "backends": [column for column, _, _ in settings.columns()], "precisions": list(settings.precisions),
+        "model": info["model"], "image_size": info["image_size"], "backends": [column for column, _, _ in settings.columns()],
+        "precisions": list(settings.precisions),
         "batch_sizes": list(settings.batch_sizes), "variants": {v: DESCRIPTIONS[v] for v in variants},
         "variants_skipped": info["skipped"], "warmup": settings.warmup, "iters": settings.iters,
         "device": settings.device, "threads": settings.threads or "default", "schedule": "interleaved: each round runs every (variant, backend) once",
         "amp": {"mode": amp.mode, "beta": amp.beta, "rho": amp.rho, "layers": list(amp.layers)},
-        "sampling": asdict(settings.sampling),
+        "sampling": settings.sampling.record(),
         "peak_mem": {name: w.info["memory"] for name, w in workers.items()},
     }

@@ -7,6 +7,7 @@ from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
 from ..precision import PRECISIONS
+from ..runtime.backends import BACKENDS
 from ..runtime.generator import Generator
 
 
@@ -102,27 +103,32 @@ def add_backend_options(p):
     g.add_argument("--rebuild", action="store_true",
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
     g.add_argument("--precision", choices=tuple(PRECISIONS),
-                   help="torch: fp32 (default), bf16, or fp16 (GPU only) for the transformer and decoder (logits, the "
-                        "op's saliency and sampling stay float32); onnxruntime and tensorrt run what the export or "
-                        "engines hold, and refuse another precision")
+                   help="torch: fp32 (default), bf16, or fp16 (GPU only) for the blocks' matrix products and the decoder "
+                        "(see README, Precision); onnxruntime and tensorrt run what the export or engines hold, and "
+                        "refuse another precision")
     g.add_argument("--compile", action="store_true",
                    help="torch backend: torch.compile the transformer blocks (slow first batch; see README for when it helps)")
 
 
+# The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
+ARTIFACT_FLAGS = {"export_dir": ("export", "an export"), "engine_dir": ("engine", "engines")}
+
+
 def generator_from_args(args, model):
-    options = {"precision": args.precision} if args.precision else {}
+    info, options = BACKENDS.get(args.backend), {}
+    if args.precision:
+        options["precision"] = args.precision
     if args.compile:
         if args.backend != "torch":
             raise UserError(f"--compile applies to the torch backend, not {args.backend}: drop --compile")
         options["compile"] = True
-    if args.backend == "onnxruntime":
-        if not args.export:
-            raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")
-        options["export_dir"] = args.export
-    elif args.backend == "tensorrt":
-        if not args.engine:
-            raise UserError("--backend tensorrt runs engines: pass --engine DIR (made by `hieramp build`)")
-        options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
+    if info is not None and info.artifact is not None:
+        flag, what = ARTIFACT_FLAGS[info.artifact]
+        if not getattr(args, flag):
+            raise UserError(f"--backend {args.backend} runs {what}: pass --{flag} DIR (made by `{info.made_by}`)")
+        options[info.artifact] = getattr(args, flag)
+        if info.artifact == "engine_dir":
+            options["rebuild"] = args.rebuild
     return Generator(model, backend=args.backend, device=args.device, **options)
 
 

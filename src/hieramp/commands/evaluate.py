@@ -2,7 +2,7 @@
 accuracy on the held-out real digits (mean and standard deviation over seeds)."""
 import json
 
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from ..train.evaluate import evaluate_distilled
 from .common import output_file, positive_int
 
