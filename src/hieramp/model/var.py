@@ -85,6 +85,10 @@ class AdaLNBlock(nn.Module):
         return self.ada_lin(cond_BC).view(-1, 6, self.C)
 
     def forward(self, x_BLC, mod_B6C, attend: Callable):
+        return self.output_and_attention(x_BLC, mod_B6C, attend)[0]
+
+    def output_and_attention(self, x_BLC, mod_B6C, attend: Callable):
+        """The block's output and its attention sub-layer's output (after the projection, before gamma1)."""
         q, k, v = self.attention_input(x_BLC, mod_B6C)
         return self.attention_output(x_BLC, attend(q, k, v, self.attn.softmax_scale), mod_B6C)
 
@@ -96,10 +100,12 @@ class AdaLNBlock(nn.Module):
         return self.attn.qkv(self.norm(x_BLC) * (1 + scale1) + shift1)
 
     def attention_output(self, x_BLC, o_BHLD, mod_B6C):
+        """The block's output and the attention sub-layer's output a (B, L, C)."""
         gamma1, gamma2, _, scale2, _, shift2 = mod_B6C.unsqueeze(2).unbind(1)
-        x_BLC = x_BLC + self.attn.out(o_BHLD) * gamma1
+        a_BLC = self.attn.out(o_BHLD)
+        x_BLC = x_BLC + a_BLC * gamma1
         h = self.norm(x_BLC) * (1 + scale2) + shift2
-        return x_BLC + self.ffn(h.to(self.ffn.fc1.weight.dtype)) * gamma2          # back in the stream's dtype
+        return x_BLC + self.ffn(h.to(self.ffn.fc1.weight.dtype)) * gamma2, a_BLC    # back in the stream's dtype
 
 
 class AdaLNBeforeHead(nn.Module):
@@ -256,7 +262,8 @@ class VAR(nn.Module):
         return torch.where(allowed, 0.0, float("-inf")).to(device)
 
     def forward(self, labels_B, x_BLCv_wo_first_l):
-        """Teacher-forced logits (B, L, V) and the last block's class-token outputs (B, n_cls, C)."""
+        """Teacher-forced logits (B, L, V) and the class-token features (B, n_cls, C): the last block's
+        attention output at the class-token positions (HierAmp's c_n^e, Eq. 6)."""
         cond = self._condition(labels_B)
         tokens = torch.cat((cond.sos, self.word_embed(x_BLCv_wo_first_l) + self.level_pos()[:, cond.sos.shape[1]:]), 1)
         _, is_cls = self.sequence_layout()
@@ -269,6 +276,7 @@ class VAR(nn.Module):
         def attend(q, k, v, softmax_scale):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=softmax_scale)
 
-        for block, mod in zip(self.blocks, cond.block_mods):
+        for block, mod in zip(self.blocks[:-1], cond.block_mods):
             x = block(x, mod, attend)
-        return self.logits(x[:, ~is_cls], cond.head_mod), x[:, is_cls]
+        x, a = self.blocks[-1].output_and_attention(x, cond.block_mods[-1], attend)
+        return self.logits(x[:, ~is_cls], cond.head_mod), a[:, is_cls]
