@@ -38,6 +38,12 @@ def write_set(root, names, per_class: int, size: int = 32, seed: int = 0, suffix
 
 
 @pytest.fixture
+def make_set():
+    """write_set(root, names, per_class, size=32, seed=0, suffix=".png") -> root"""
+    return write_set
+
+
+@pytest.fixture
 def image_sets(tmp_path):
     """(distilled, val): 4 classes in index folders 0-3, 10 and 15 images per class at 32 px."""
     names = [str(i) for i in range(4)]

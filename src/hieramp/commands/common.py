@@ -3,6 +3,8 @@ import argparse
 import os
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
@@ -135,3 +137,14 @@ def output_file(path) -> Path:
         raise UserError(f"{out} is a directory: give a file name")
     output_dir(out.parent)
     return out
+
+
+def checked_device(name: str) -> str:
+    """A torch device name that exists here, or a UserError saying what to use."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return name

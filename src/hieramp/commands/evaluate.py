@@ -6,15 +6,13 @@ Without --val: the digits scoring: small CNN students tested on the bundled held
 import json
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
 from ..evaluate.protocols import PROTOCOLS
 from ..evaluate.run import accuracy_plot, evaluate_on_val
 from ..evaluate.students import STUDENTS
 from ..runtime.images import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import output_file, positive_int
+from .common import checked_device, output_file, positive_int
 
 DIGITS_SEEDS = 3
 VAL_ONLY = ("protocol", "student", "teacher", "epochs", "batch_size", "image_size", "precision", "workers", "device",
@@ -52,16 +50,6 @@ def add_parser(subparsers):
     p.set_defaults(run=run)
 
 
-def _device(name: str) -> str:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return name
-
-
 def run(args):
     if args.json:
         output_file(args.json)                       # before the students train, not after
@@ -75,7 +63,7 @@ def run(args):
         if args.json:
             write_atomic(args.json, (json.dumps(result.to_json(), indent=1) + "\n").encode())
         return
-    device = _device(args.device or "cpu")
+    device = checked_device(args.device or "cpu")
     precision = args.precision or "auto"
     if precision == "auto":
         precision = "bf16" if device.startswith("cuda") else "fp32"
