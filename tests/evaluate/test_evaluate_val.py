@@ -47,7 +47,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, image_sets, monkeypatch):
     whole = evaluate_on_val(distilled, val, epochs=3, work=tmp_path / "whole", **HARD)
 
     calls = []
-    train_epoch = loop._train_epoch
+    train_epoch = loop.train_epoch
 
     def killed_in_epoch_two(*args):
         calls.append(1)
@@ -55,11 +55,11 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, image_sets, monkeypatch):
             raise KeyboardInterrupt
         return train_epoch(*args)
 
-    monkeypatch.setattr(loop, "_train_epoch", killed_in_epoch_two)
+    monkeypatch.setattr(loop, "train_epoch", killed_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         evaluate_on_val(distilled, val, epochs=3, work=tmp_path / "resumed", **HARD)
     assert torch.load(tmp_path / "resumed" / "student-0.pt", weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(loop, "_train_epoch", train_epoch)
+    monkeypatch.setattr(loop, "train_epoch", train_epoch)
     resumed = evaluate_on_val(distilled, val, epochs=3, work=tmp_path / "resumed", **HARD)
 
     assert resumed.students == whole.students

@@ -82,7 +82,8 @@ def validate(model, valset: ImageSet, settings: Settings) -> tuple:
     return hits1 / len(valset), hits5 / len(valset)
 
 
-def _train_epoch(model, optimizer, trainset: ImageSet, teacher, settings: Settings, bar):
+def train_epoch(model, optimizer, trainset: ImageSet, teacher, settings: Settings, bar):
+    """One pass over the set in a random order, batch by batch: augment, CutMix, one optimiser step."""
     protocol = settings.protocol
     order = torch.randperm(len(trainset))
     for start in range(0, len(order), settings.batch_size):
@@ -146,7 +147,7 @@ def train_student(seed: int, settings: Settings, trainset: ImageSet, valset: Ima
             group["lr"] = protocol.lr * protocol.lr_factor(epoch, settings.epochs)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * EPOCH_SEED_STRIDE + epoch)
-            _train_epoch(model, optimizer, trainset, teacher, settings, bar)
+            train_epoch(model, optimizer, trainset, teacher, settings, bar)
         if protocol.validates_after(epoch + 1, settings.epochs):
             history.append((epoch + 1, *validate(model, valset, settings)))
         if checkpoint is not None:
