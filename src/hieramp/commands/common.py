@@ -1,5 +1,6 @@
 """Options shared by several subcommands, and turning them into models and configs."""
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
 from ..runtime.generator import Generator
+from ..runtime.images import write_atomic
 
 
 def int_list(text: str):
@@ -137,6 +139,11 @@ def output_file(path) -> Path:
         raise UserError(f"{out} is a directory: give a file name")
     output_dir(out.parent)
     return out
+
+
+def write_json(path, obj):
+    """`obj` as indented JSON, written atomically."""
+    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 def checked_device(name: str) -> str:

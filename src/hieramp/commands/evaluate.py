@@ -3,7 +3,6 @@
 With --val: students trained under a published protocol (soft: RDED's teacher-labelled KL recipe;
 hard: Minimax's cross-entropy recipe), tested on a real validation set (top-1 and top-5).
 Without --val: the digits scoring: small CNN students tested on the bundled held-out real digits."""
-import json
 from pathlib import Path
 
 from ..errors import UserError
@@ -12,7 +11,7 @@ from ..evaluate.run import accuracy_plot, evaluate_on_val
 from ..evaluate.students import STUDENTS
 from ..runtime.images import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import checked_device, output_file, positive_int
+from .common import checked_device, output_file, positive_int, write_json
 
 DIGITS_SEEDS = 3
 VAL_ONLY = ("protocol", "student", "teacher", "epochs", "batch_size", "image_size", "precision", "workers", "device",
@@ -61,7 +60,7 @@ def run(args):
         result = evaluate_distilled(args.distilled, args.repeat or DIGITS_SEEDS, progress=True)
         print(result)
         if args.json:
-            write_atomic(args.json, (json.dumps(result.to_json(), indent=1) + "\n").encode())
+            write_json(args.json, result.to_json())
         return
     device = checked_device(args.device or "cpu")
     precision = args.precision or "auto"
@@ -77,5 +76,5 @@ def run(args):
     if args.work:
         write_atomic(Path(args.work) / "accuracy.png", plot)
     if args.json:
-        write_atomic(args.json, (json.dumps(result.to_json(), indent=1) + "\n").encode())
+        write_json(args.json, result.to_json())
         write_atomic(Path(args.json).with_suffix(".png"), plot)

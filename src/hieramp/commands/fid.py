@@ -3,14 +3,13 @@
 Each side is a folder of images (searched recursively, so class folders work) or a `.npz` of
 statistics saved by --save-stats (mu, sigma), so a large reference set is read once. The network
 is FID's Inception-v3 from pytorch-fid, with weights from a local file: nothing is downloaded."""
-import json
 from pathlib import Path
 
 from ..errors import UserError
 from ..evaluate.fid import (DIMS, WEIGHTS_SOURCE, folder_statistics, frechet_distance, inception_network,
                             load_statistics)
 from ..runtime.images import write_atomic
-from .common import checked_device, output_file, positive_int
+from .common import checked_device, output_file, positive_int, write_json
 
 
 def add_parser(subparsers):
@@ -69,4 +68,4 @@ def run(args):
         write_atomic(args.save_stats, stats_b.to_npz())
     if args.json:
         result = {"fid": fid, "images_a": stats_a.images, "images_b": stats_b.images}
-        write_atomic(args.json, (json.dumps(result, indent=1) + "\n").encode())
+        write_json(args.json, result)
