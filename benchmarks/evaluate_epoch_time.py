@@ -72,6 +72,23 @@ def time_epochs(student: str, protocol: str, trainset: ImageSet, epochs: int) ->
             "protocol_epochs": full, "protocol_hours": wall * full / 3600}
 
 
+def write_report(record: dict, out: Path):
+    """The markdown table of a record (also rebuilt from a saved JSON: write_report(json.load(f), out))."""
+    machine = record["machine"]
+    lines = [f"# Evaluation students: seconds per epoch, {record['set']}", "",
+             f"{machine['cpu']} ({machine['cpu_cores']} cores), {record['threads']} torch threads. Load: the 1-minute "
+             f"load average before / after each epoch. CPU s: process CPU time (all threads), less inflated by "
+             f"other jobs than wall time.", "",
+             "| protocol | student | batch | wall s/epoch | CPU s/epoch | load | protocol epochs | full protocol, wall | full protocol, CPU |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in record["results"]:
+        loads = ", ".join(f"{e['load_before']:.2f}/{e['load_after']:.2f}" for e in r["epochs_timed"])
+        lines.append(f"| {r['protocol']} | {r['student']} | {r['batch_size']} | {r['wall_s_per_epoch']:.1f} | "
+                     f"{r['cpu_s_per_epoch']:.1f} | {loads} | {r['protocol_epochs']} | {r['protocol_hours']:.1f} h | "
+                     f"{r['cpu_s_per_epoch'] * r['protocol_epochs'] / 3600:.1f} h |")
+    out.write_text("\n".join(lines) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="markdown report; the JSON goes next to it")
@@ -95,15 +112,7 @@ def main():
     record = {"machine": describe_machine(), "threads": args.threads, "set": f"{CLASSES} classes x IPC {IPC}, {SIZE} px",
               "results": results}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    lines = [f"# Evaluation students: seconds per epoch, {CLASSES} classes x IPC {IPC} at {SIZE} px", "",
-             f"{record['machine']['cpu']} ({record['machine']['cpu_cores']} cores), {args.threads} torch threads. Load: 1-minute load average before / after each epoch.", "",
-             "| protocol | student | batch | wall s/epoch | CPU s/epoch | load | full protocol (epochs) | full protocol, wall |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        loads = ", ".join(f"{e['load_before']:.2f}/{e['load_after']:.2f}" for e in r["epochs_timed"])
-        lines.append(f"| {r['protocol']} | {r['student']} | {r['batch_size']} | {r['wall_s_per_epoch']:.1f} | "
-                     f"{r['cpu_s_per_epoch']:.1f} | {loads} | {r['protocol_epochs']} | {r['protocol_hours']:.1f} h |")
-    out.write_text("\n".join(lines) + "\n")
+    write_report(record, out)
 
 
 if __name__ == "__main__":

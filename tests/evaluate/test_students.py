@@ -15,9 +15,13 @@ def test_students_classify_small_images(name):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
-def test_resnet_ap10_imagenet_stem():
-    model = build_student("resnet-ap10", 3, 96)
-    assert model(torch.randn(1, 3, 96, 96)).shape == (1, 3)
+@pytest.mark.parametrize("size, kernel, pool", [(32, 3, None), (96, 3, 2), (160, 7, 4)])
+def test_resnet_ap10_stem_follows_the_image_size(size, kernel, pool):
+    model = build_student("resnet-ap10", 3, size)
+    assert model(torch.randn(1, 3, size, size)).shape == (1, 3)
+    stem = model.features[:4]
+    assert stem[0].kernel_size == (kernel, kernel) and stem[0].stride == (1, 1)
+    assert (stem[3].kernel_size if isinstance(stem[3], torch.nn.AvgPool2d) else None) == pool
     assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.BatchNorm2d)) for m in model.modules())
 
 

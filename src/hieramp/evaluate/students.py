@@ -74,20 +74,23 @@ class BlockAP(nn.Module):
 
 
 class ResNetAP10(nn.Module):
-    """ResNet-10 (one block per stage, widths 64-512) with average pooling and instance norm; the
-    ImageNet stem (7x7 stride 2, 3x3 average pooling) above 64 px, a 3x3 stride-1 stem below."""
+    """ResNet-10 (one block per stage, widths 64-512) with average pooling and instance norm. Its stem
+    is a stride-1 convolution followed by average pooling that suits the image size: 3x3 without
+    pooling up to 64 px, 3x3 and 2x2 pooling up to 128 px, 7x7 and 4x4 pooling above (IDC's sizes)."""
 
     def __init__(self, num_classes: int, image_size: int):
         super().__init__()
-        if image_size > 64:
-            stem = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), instance_norm(64), nn.ReLU(inplace=True),
-                    nn.AvgPool2d(3, stride=2, padding=1)]
-        else:
-            stem = [nn.Conv2d(3, 64, 3, padding=1, bias=False), instance_norm(64), nn.ReLU(inplace=True)]
+        kernel, pool = (3, 1) if image_size <= 64 else (3, 2) if image_size <= 128 else (7, 4)
+        stem = [nn.Conv2d(3, 64, kernel, padding=kernel // 2, bias=False), instance_norm(64), nn.ReLU(inplace=True)]
+        if pool > 1:
+            stem.append(nn.AvgPool2d(pool, pool))
         widths = (64, 128, 256, 512)
         blocks = [BlockAP(cin, cout, 1 if i == 0 else 2) for i, (cin, cout) in enumerate(zip((64,) + widths, widths))]
         self.features = nn.Sequential(*stem, *blocks, nn.AdaptiveAvgPool2d(1))
         self.fc = nn.Linear(512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):                      # He initialisation by fan-out, as IDC's ResNetAP
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x_B3HW):
         return self.fc(self.features(x_B3HW).flatten(1))                         # (B, K)
