@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from ..commands.common import output_dir
 from ..errors import UserError
+from ..train.evaluate import SeedAccuracies
 from .folders import class_folders, image_files, match_classes
 from .images import ImageSet, train_view, val_view
 from .loop import Settings, memory_format, train_student
@@ -17,7 +18,7 @@ from .teacher import load_teacher
 
 
 @dataclass(frozen=True)
-class ValResult:
+class ValResult(SeedAccuracies):
     students: tuple                    # StudentResult per seed
     protocol: str
     student: str
@@ -32,15 +33,6 @@ class ValResult:
     @property
     def accuracies(self) -> list:
         return [s.top1 for s in self.students]
-
-    @property
-    def accuracy_mean(self) -> float:
-        return float(np.mean(self.accuracies))
-
-    @property
-    def accuracy_std(self) -> float:
-        """Population standard deviation over the students (0 for one)."""
-        return float(np.std(self.accuracies))
 
     @property
     def top5_mean(self) -> float:

@@ -20,12 +20,8 @@ from .student import accuracy, train_student
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    accuracies: tuple               # one per student seed, on the held-out real digits
-    num_images: int
-    images_per_class: dict          # class index -> count
-    heldout_images: int
+class SeedAccuracies:
+    """Mean and spread of the `accuracies` of a result, one per student seed."""
 
     @property
     def accuracy_mean(self) -> float:
@@ -35,6 +31,14 @@ class EvalResult:
     def accuracy_std(self) -> float:
         """Population standard deviation over the seeds (0 for one seed)."""
         return float(np.std(self.accuracies))
+
+
+@dataclass(frozen=True)
+class EvalResult(SeedAccuracies):
+    accuracies: tuple               # one per student seed, on the held-out real digits
+    num_images: int
+    images_per_class: dict          # class index -> count
+    heldout_images: int
 
     def to_json(self) -> dict:
         return {"accuracy_mean": self.accuracy_mean, "accuracy_std": self.accuracy_std,
