@@ -11,6 +11,7 @@ shared. Validation is not included (every 10 epochs in the last 20 % of the soft
 """
 import argparse
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -51,9 +52,10 @@ def load() -> float:
         return float(f.read().split()[0])
 
 
-def time_epochs(student: str, protocol: str, trainset: ImageSet, epochs: int) -> dict:
+def time_epochs(student: str, protocol: str, trainset: ImageSet, epochs: int, batch: int | None) -> dict:
+    """`batch` (default: the protocol's) only splits the same images into more steps: less memory."""
     spec = PROTOCOLS[protocol]
-    batch = spec.default_batch_size(IPC, CLASSES, len(trainset))
+    batch = batch or spec.default_batch_size(IPC, CLASSES, len(trainset))
     settings = Settings(spec, student, 1, batch, SIZE, CLASSES)
     torch.manual_seed(0)
     model = build_student(student, CLASSES, SIZE).train()
@@ -69,7 +71,8 @@ def time_epochs(student: str, protocol: str, trainset: ImageSet, epochs: int) ->
     full = spec.default_epochs(IPC, CLASSES)
     return {"student": student, "protocol": protocol, "batch_size": batch, "epochs_timed": rows,
             "wall_s_per_epoch": wall, "cpu_s_per_epoch": float(np.mean([r["cpu_s"] for r in rows])),
-            "protocol_epochs": full, "protocol_hours": wall * full / 3600}
+            "protocol_epochs": full, "protocol_hours": wall * full / 3600,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
 def write_report(record: dict, out: Path):
@@ -79,13 +82,15 @@ def write_report(record: dict, out: Path):
              f"{machine['cpu']} ({machine['cpu_cores']} cores), {record['threads']} torch threads. Load: the 1-minute "
              f"load average before / after each epoch. CPU s: process CPU time (all threads), less inflated by "
              f"other jobs than wall time.", "",
-             "| protocol | student | batch | wall s/epoch | CPU s/epoch | load | protocol epochs | full protocol, wall | full protocol, CPU |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| protocol | student | batch | wall s/epoch | CPU s/epoch | load | protocol epochs | full protocol, wall | full protocol, CPU | peak RSS |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["results"]:
         loads = ", ".join(f"{e['load_before']:.2f}/{e['load_after']:.2f}" for e in r["epochs_timed"])
+        rss = f"{r['peak_rss_gb']:.1f} GB" if "peak_rss_gb" in r else "not recorded"
         lines.append(f"| {r['protocol']} | {r['student']} | {r['batch_size']} | {r['wall_s_per_epoch']:.1f} | "
                      f"{r['cpu_s_per_epoch']:.1f} | {loads} | {r['protocol_epochs']} | {r['protocol_hours']:.1f} h | "
-                     f"{r['cpu_s_per_epoch'] * r['protocol_epochs'] / 3600:.1f} h |")
+                     f"{r['cpu_s_per_epoch'] * r['protocol_epochs'] / 3600:.1f} h | "
+                     f"{rss} |")
     out.write_text("\n".join(lines) + "\n")
 
 
@@ -95,6 +100,7 @@ def main():
     parser.add_argument("--students", default=",".join(STUDENTS))
     parser.add_argument("--protocols", default="soft,hard")
     parser.add_argument("--epochs", type=int, default=1, help="epochs timed per student and protocol")
+    parser.add_argument("--batch-size", type=int, help="steps of this many images (default: the protocol's batch)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -104,7 +110,7 @@ def main():
     results = []
     for protocol in args.protocols.split(","):
         for student in args.students.split(","):
-            results.append(time_epochs(student, protocol, trainset, args.epochs))
+            results.append(time_epochs(student, protocol, trainset, args.epochs, args.batch_size))
             r = results[-1]
             print(f"{protocol} {student}: {r['wall_s_per_epoch']:.1f} s/epoch wall, {r['cpu_s_per_epoch']:.1f} s CPU, "
                   f"load {r['epochs_timed'][0]['load_before']:.2f}", flush=True)
