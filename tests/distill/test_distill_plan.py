@@ -6,7 +6,7 @@ import pytest
 
 from hieramp.distill import Job, Shard, parse_shard, plan_jobs, resolve_shard
 from hieramp.distill.layout import Layout
-from hieramp.distill.manifest import Manifest, drop_partial_line, finished_jobs, manifest_name
+from hieramp.distill.manifest import ShardManifest, drop_partial_line, finished_jobs, manifest_name
 from hieramp.errors import UserError
 
 
@@ -71,7 +71,7 @@ def test_finished_jobs_reads_every_manifest_and_ignores_cut_lines(tmp_path):
 def test_manifest_drops_a_cut_line_before_appending(tmp_path):
     path = tmp_path / "manifest.jsonl"
     path.write_text(ok_line(0, 0) + "\n" + ok_line(1, 0)[:20])
-    with Manifest(path) as manifest:
+    with ShardManifest(path) as manifest:
         manifest.append({"class": 1, "index": 0})
     assert path.read_text().splitlines() == [ok_line(0, 0), '{"class": 1, "index": 0}']
     path.write_text('{"cut')
@@ -112,7 +112,7 @@ def test_stale_temporaries_of_own_jobs_are_removed(tmp_path):
 
 def test_one_process_per_shard(tmp_path):
     path = tmp_path / "manifest.jsonl"
-    with Manifest(path):
+    with ShardManifest(path):
         with pytest.raises(UserError, match="another process is writing .*manifest.jsonl: it runs the same shard"):
-            Manifest(path)
-    Manifest(path).close()                                  # released on close (and by the kernel on a kill)
+            ShardManifest(path)
+    ShardManifest(path).close()                                  # released on close (and by the kernel on a kill)

@@ -7,10 +7,16 @@ from PIL import Image
 
 from hieramp.cli import main
 from hieramp.evaluate import loop
-from hieramp.evaluate.run import evaluate_on_val
+from hieramp.evaluate.run import prepare_evaluation
 from hieramp.evaluate.students import resnet18_modified
 
 HARD = dict(protocol="hard", student="convnet", image_size=32, batch_size=20)
+
+
+def evaluate_on_val(distilled, val, work=None, **settings):
+    if work is not None:
+        work.mkdir(exist_ok=True)
+    return prepare_evaluation(distilled, val, **settings).run(work)
 
 
 def test_hard_label_student_beats_chance(image_sets):

@@ -3,7 +3,7 @@ and variant (base VAR, + class tokens, + amplification), with torch as the refer
 from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
 from ..bench.variants import VARIANTS
 from ..errors import UserError
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from .common import add_model_options, int_list, output_file, positive_int
 
 

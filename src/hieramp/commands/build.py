@@ -4,7 +4,7 @@ ahead of time and needs no GPU."""
 from pathlib import Path
 
 from ..engine.builder import PRECISIONS, build_engines
-from ..engine.trt_import import FLAVOURS
+from ..trt_import import FLAVOURS
 from .common import int_list
 
 

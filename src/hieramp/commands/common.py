@@ -9,8 +9,9 @@ import torch
 from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
+from ..runtime.backends import BACKENDS, cuda_reason
 from ..runtime.generator import Generator
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 
 
 def int_list(text: str):
@@ -106,16 +107,19 @@ def add_backend_options(p):
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
 
 
+# The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
+ARTIFACT_FLAGS = {"export_dir": ("export", "an export"), "engine_dir": ("engine", "engines")}
+
+
 def generator_from_args(args, model):
-    options = {}
-    if args.backend == "onnxruntime":
-        if not args.export:
-            raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")
-        options["export_dir"] = args.export
-    elif args.backend == "tensorrt":
-        if not args.engine:
-            raise UserError("--backend tensorrt runs engines: pass --engine DIR (made by `hieramp build`)")
-        options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
+    info, options = BACKENDS.get(args.backend), {}
+    if info is not None and info.artifact is not None:
+        flag, what = ARTIFACT_FLAGS[info.artifact]
+        if not getattr(args, flag):
+            raise UserError(f"--backend {args.backend} runs {what}: pass --{flag} DIR (made by `{info.made_by}`)")
+        options[info.artifact] = getattr(args, flag)
+        if info.artifact == "engine_dir":
+            options["rebuild"] = args.rebuild
     return Generator(model, backend=args.backend, device=args.device, **options)
 
 
@@ -152,6 +156,6 @@ def checked_device(name: str) -> str:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    if device.type == "cuda" and cuda_reason() is not None:
+        raise UserError(f"--device {name}: {cuda_reason()}; use --device cpu")
     return name

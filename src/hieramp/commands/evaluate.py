@@ -7,11 +7,11 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..evaluate.protocols import PROTOCOLS
-from ..evaluate.run import accuracy_plot, evaluate_on_val
+from ..evaluate.run import accuracy_plot, prepare_evaluation
 from ..evaluate.students import STUDENTS
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import checked_device, output_file, positive_int, write_json
+from .common import checked_device, output_dir, output_file, positive_int, write_json
 
 DIGITS_SEEDS = 3
 VAL_ONLY = ("protocol", "student", "teacher", "epochs", "batch_size", "image_size", "precision", "workers", "device",
@@ -66,11 +66,14 @@ def run(args):
     precision = args.precision or "auto"
     if precision == "auto":
         precision = "bf16" if device.startswith("cuda") else "fp32"
-    result = evaluate_on_val(args.distilled, args.val, protocol=args.protocol or "soft",
-                             student=args.student or "resnet18", teacher=args.teacher, epochs=args.epochs,
-                             batch_size=args.batch_size, image_size=args.image_size or 224, repeat=args.repeat or 1,
-                             precision=precision, workers=args.workers or 4, device=device, work=args.work,
-                             progress=True)
+    evaluation = prepare_evaluation(args.distilled, args.val, protocol=args.protocol or "soft",
+                                    student=args.student or "resnet18", teacher=args.teacher, epochs=args.epochs,
+                                    batch_size=args.batch_size, image_size=args.image_size or 224,
+                                    repeat=args.repeat or 1, precision=precision, workers=args.workers or 4,
+                                    device=device, progress=True)
+    if args.work:
+        output_dir(args.work)                        # after every check: a refused run writes nothing
+    result = evaluation.run(args.work, progress=True)
     print(result)
     plot = accuracy_plot(result)
     if args.work:

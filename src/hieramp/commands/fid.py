@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..evaluate.fid import (DIMS, WEIGHTS_SOURCE, folder_statistics, frechet_distance, inception_network,
                             load_statistics)
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from .common import checked_device, output_file, positive_int, write_json
 
 

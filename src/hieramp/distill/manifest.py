@@ -51,7 +51,7 @@ def drop_partial_line(path: Path):
             f.truncate(size - len(tail) + tail.rfind(b"\n") + 1)
 
 
-class Manifest:
+class ShardManifest:
     """This shard's manifest, opened for appending (one write per line) and locked: a second
     process started on the same shard is refused instead of racing the first."""
 

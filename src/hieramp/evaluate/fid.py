@@ -19,8 +19,8 @@ import torchvision.transforms.functional as TF
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..runtime.images import read_rgb
 from .folders import is_image
-from .images import read_rgb
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SOURCE = (f"get {WEIGHTS_NAME} from the pytorch-fid GitHub releases (tag fid_weights) and pass its path "

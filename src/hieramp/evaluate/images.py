@@ -6,21 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..runtime.images import read_rgb
 
 VAL_RESIZE_RATIO = 256 / 224         # Resize 256, CenterCrop 224, at any --image-size
 MEMORY_SHARE = 0.5                   # cache a set when it takes at most this share of the free memory
-
-
-def read_rgb(path):
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"cannot read image {path} ({err}); remove it or replace it with a valid image") from None
 
 
 def train_view(size: int):

@@ -4,10 +4,10 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from ..commands.common import output_dir
 from ..errors import UserError
 from ..train.evaluate import SeedAccuracies
 from .folders import class_folders, image_files, match_classes
@@ -71,11 +71,35 @@ def accuracy_plot(result: ValResult) -> bytes:
     return buf.getvalue()
 
 
-def evaluate_on_val(distilled, val, protocol: str = "soft", student: str = "resnet18", teacher=None,
-                    epochs: int | None = None, batch_size: int | None = None, image_size: int = 224,
-                    repeat: int = 1, precision: str = "fp32", workers: int = 1, device: str = "cpu",
-                    work=None, progress=False) -> ValResult:
-    """Train `repeat` students (seeds 0..repeat-1) on the distilled set, score each on `val`."""
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything checked and read: what `run` trains and scores."""
+    settings: Settings
+    trainset: ImageSet
+    valset: ImageSet
+    teacher: torch.nn.Module | None
+    teacher_file: str | None
+    classes: tuple
+    repeat: int
+
+    def run(self, work=None, progress=False) -> ValResult:
+        """Train `repeat` students (seeds 0..repeat-1), score each on the validation set; with `work`
+        (an existing directory) each resumes from and checkpoints to its file there."""
+        s = self.settings
+        results = []
+        with tqdm(total=self.repeat * s.epochs * len(self.trainset), unit="img", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for seed in range(self.repeat):
+                results.append(train_student(seed, s, self.trainset, self.valset, self.teacher, work, bar))
+        return ValResult(tuple(results), s.protocol.name, s.student, self.teacher_file, s.epochs, s.batch_size,
+                         s.image_size, self.classes, len(self.trainset), len(self.valset))
+
+
+def prepare_evaluation(distilled, val, protocol: str = "soft", student: str = "resnet18", teacher=None,
+                       epochs: int | None = None, batch_size: int | None = None, image_size: int = 224,
+                       repeat: int = 1, precision: str = "fp32", workers: int = 1, device: str = "cpu",
+                       progress=False) -> Evaluation:
+    """Check the sets and the teacher, match the classes, read the images; writes nothing."""
     spec = PROTOCOLS[protocol]
     if spec.soft_labels and teacher is None:
         raise UserError("the soft protocol needs a teacher: pass --teacher FILE (a ResNet-18 state dict)")
@@ -88,16 +112,10 @@ def evaluate_on_val(distilled, val, protocol: str = "soft", student: str = "resn
     ipc = round(len(train_paths) / len(classes))
     epochs = epochs or spec.default_epochs(ipc, len(classes))
     batch_size = min(batch_size or spec.default_batch_size(ipc, len(classes), len(train_paths)), len(train_paths))
-    if work is not None:
-        output_dir(work)
     trainset = ImageSet(train_paths, train_labels, train_view(image_size), image_size, workers, "reading distilled", progress)
     valset = ImageSet(val_paths, val_labels, val_view(image_size), image_size, workers, "reading validation", progress)
     if teacher_net is not None:
         teacher_net = teacher_net.to(device, memory_format=memory_format(device))
     settings = Settings(spec, student, epochs, batch_size, image_size, len(classes), device, precision)
-    results = []
-    with tqdm(total=repeat * epochs * len(trainset), unit="img", disable=not progress, dynamic_ncols=True) as bar:
-        for seed in range(repeat):
-            results.append(train_student(seed, settings, trainset, valset, teacher_net, work, bar))
-    return ValResult(tuple(results), protocol, student, None if teacher is None else str(teacher), epochs,
-                     batch_size, image_size, classes.names, len(trainset), len(valset))
+    return Evaluation(settings, trainset, valset, teacher_net, None if teacher is None else str(teacher),
+                      classes.names, repeat)

@@ -1,5 +1,4 @@
 """Loading the official checkpoint files as they are, with the configuration read from the keys."""
-import hashlib
 import pickle
 import re
 from dataclasses import replace
@@ -8,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..files import sha256_of
 from .bundle import HierAmpModel, ModelSource
 from .config import VARConfig, VQVAEConfig
 from .var import VAR
@@ -15,14 +15,6 @@ from .vqvae import VQVAE
 
 # Keys an official or HierAmp file may hold that the inference model does not use.
 IGNORED_VAR_KEYS = re.compile(r"^class_head\.(weight|bias)$")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path, trust_checkpoint=False) -> dict:

@@ -1,12 +1,14 @@
-"""PNG output: atomic writes (temporary name, fsync, rename) and image grids."""
+"""Image files: reading them as RGB, PNG encoding, image grids (written atomically with
+`files.write_atomic`)."""
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+from ..files import write_atomic
 
 
 def to_uint8(image_3HW) -> np.ndarray:
@@ -30,17 +32,6 @@ def encode_png(image_3HW, size=None, level: int = DEFAULT_PNG_LEVEL) -> bytes:
     return buf.getvalue()
 
 
-def write_atomic(path, data: bytes):
-    """The file appears complete or not at all, even if the process is killed mid-write."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def grid(images_B3HW, nrow: int, pad: int = 2):
     """A (3, H', W') grid of B images, nrow per row, padded with white."""
     B, C, H, W = images_B3HW.shape
@@ -58,3 +49,12 @@ def write_grid(images_B3HW, nrow, path, min_cell=64):
     if H < min_cell:
         images_B3HW = F.interpolate(images_B3HW.float(), scale_factor=-(-min_cell // H), mode="nearest")
     write_atomic(path, encode_png(grid(images_B3HW, nrow)))
+
+
+def read_rgb(path) -> Image.Image:
+    """The image of `path` as RGB, or a UserError naming the file that cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"cannot read image {path} ({err}); remove it or replace it with a valid image") from None

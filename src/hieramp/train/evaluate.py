@@ -13,7 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..evaluate.images import read_rgb
+from ..runtime.images import read_rgb
 from .data import IMAGE_SIZE, NUM_CLASSES, load_heldout, to_rgb
 from .student import accuracy, train_student
 

@@ -1,7 +1,7 @@
 import pytest
 
 from hieramp.errors import UserError
-from hieramp.staged_dir import staged_directory
+from hieramp.files import staged_directory
 
 MARKED = lambda d: (d / "manifest.json").is_file()          # noqa: E731
 
