@@ -5,7 +5,8 @@ import sys
 
 from .errors import UserError
 
-SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "compare", "build", "doctor", "train", "evaluate", "fid")
+SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "compare", "build", "doctor", "train", "evaluate",
+               "finetune", "fid")
 
 
 def build_parser():

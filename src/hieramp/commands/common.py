@@ -98,6 +98,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def add_backend_options(p):
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default="torch", help="torch (reference), onnxruntime (needs --export) or tensorrt (needs --engine)")
