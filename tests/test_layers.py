@@ -16,7 +16,8 @@ LAYERS = (
     {"engine"},
     {"runtime"},
     {"distill", "bench", "analyze", "train", "compare"},
-    {"finetune"},                                      # the train loss and step, bench's memory reading
+    {"finetune", "evaluate"},                          # finetune: train's loss and step, bench's memory reading;
+                                                       # evaluate: scores distilled sets, with train's digits scoring
     {"commands"},
     {"cli", "__init__", "__main__"},                   # entry points: the command line, the public API
 )

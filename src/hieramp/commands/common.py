@@ -1,13 +1,17 @@
 """Options shared by several subcommands, and turning them into models and configs."""
 import argparse
+import json
 import os
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError
+from ..files import write_atomic
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
 from ..precision import PRECISIONS
-from ..runtime.backends import BACKENDS
+from ..runtime.backends import BACKENDS, cuda_reason
 from ..runtime.generator import Generator
 
 
@@ -163,3 +167,19 @@ def output_file(path) -> Path:
         raise UserError(f"{out} is a directory: give a file name")
     output_dir(out.parent)
     return out
+
+
+def write_json(path, obj):
+    """`obj` as indented JSON, written atomically."""
+    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def checked_device(name: str) -> str:
+    """A torch device name that exists here, or a UserError saying what to use."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and cuda_reason() is not None:
+        raise UserError(f"--device {name}: {cuda_reason()}; use --device cpu")
+    return name
