@@ -10,13 +10,14 @@ PACKAGE = Path(hieramp.__file__).parent
 # Lowest first. A package may import itself; the base modules and the entry points may also
 # import each other; any other import goes to a lower layer.
 LAYERS = (
-    {"errors", "files", "classes", "trt_import", "directory_manifest"},
+    {"errors", "files", "classes", "trt_import", "directory_manifest", "precision"},
     {"model"},
     {"export", "plugins"},
     {"engine"},
     {"runtime"},
     {"distill", "bench", "analyze", "train", "compare"},
-    {"finetune"},                                      # the train loss and step, bench's memory reading
+    {"finetune", "evaluate"},                          # finetune: train's loss and step, bench's memory reading;
+                                                       # evaluate: scores distilled sets, with train's digits scoring
     {"commands"},
     {"cli", "__init__", "__main__", "dit"},            # entry points: the command line, the public API (hieramp.dit: DiT's)
 )

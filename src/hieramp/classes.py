@@ -78,6 +78,13 @@ def name_of(index: int) -> str:
     return imagenet_classes()[index][2]
 
 
+def index_of_wnid(wnid: str) -> int:
+    """The ImageNet-1k index of a wnid."""
+    if wnid not in _index_of_wnid():
+        raise UserError(f"unknown wnid {wnid}: it is not one of the 1000 ImageNet-1k classes")
+    return _index_of_wnid()[wnid]
+
+
 def _resolve(token: str, num_classes: int) -> list[int]:
     match = _TOKEN.fullmatch(token)
     if match is None:
@@ -86,9 +93,7 @@ def _resolve(token: str, num_classes: int) -> list[int]:
         )
     if token.startswith("n"):
         _require_imagenet(f"wnid {token}", num_classes)
-        if token not in _index_of_wnid():
-            raise UserError(f"unknown wnid {token}: it is not one of the 1000 ImageNet-1k classes")
-        return [_index_of_wnid()[token]]
+        return [index_of_wnid(token)]
     start = int(match[1])
     end = start if match[2] is None else int(match[2])
     if start > end:

@@ -6,7 +6,7 @@ import sys
 from .errors import UserError
 
 SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "compare", "build", "doctor", "train", "evaluate",
-               "finetune")
+               "finetune", "fid")
 
 
 def build_parser():

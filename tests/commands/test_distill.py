@@ -154,3 +154,14 @@ def test_torchrun_processes_take_the_gpu_of_their_local_rank():
     assert device_for_rank("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"
     assert device_for_rank("cpu", {"LOCAL_RANK": "3"}) == "cpu"
     assert device_for_rank("cuda", {}) == "cuda"
+
+
+def test_precision_is_pinned_and_a_rerun_in_another_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert distill("--classes", "0", "--ipc", "1", "--out", str(out), "--precision", "bf16") == 0
+    assert json.loads((out / "run.json").read_text())["precision"] == "bf16"
+    assert json.loads((out / "manifest.jsonl").read_text().splitlines()[0])["precision"] == "bf16"
+    before = tree(out)
+    assert distill("--classes", "0", "--ipc", "1", "--out", str(out)) == 2
+    assert "precision is \"bf16\" there but null now (--precision" in capsys.readouterr().err
+    assert tree(out) == before

@@ -51,6 +51,7 @@ class WorkerJob:
     batch_sizes: tuple
     sampling: SamplingParams
     threads: Optional[int] = None         # intra-op threads of torch and ONNX Runtime; None: their defaults
+    precision: str = "fp32"
     steps: Optional[int] = None           # DiT: denoising steps per image (default DiTSampling's)
 
 
@@ -116,7 +117,7 @@ def build_arms(job: WorkerJob):
     arms = {}
     for variant, (variant_model, amp) in models.items():
         backend = make_backend(job.backend, variant_model, amp, variant, job.device, Path(job.export_root),
-                               job.batch_sizes, job.threads)
+                               job.batch_sizes, job.threads, job.precision)
         arms[variant] = Arm(backend, variant_model, amp, device, sampling)
     info = {"model": model.source.name, "backbone": "dit" if dit else "var", "depth": model.cfg.depth,
             # the loop's steps: VAR's scales, DiT's denoising steps
@@ -155,7 +156,7 @@ class Worker:
     """The parent's handle on one backend's process."""
 
     def __init__(self, job: WorkerJob):
-        self.backend = job.backend
+        self.backend, self.precision = job.backend, job.precision
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=serve, args=(child, job), name=f"hieramp-bench-{job.backend}", daemon=True)

@@ -5,6 +5,7 @@ from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_
 from ..bench.variants import VARIANTS
 from ..errors import UserError
 from ..files import write_atomic
+from ..precision import precision_list
 from .common import add_model_options, int_list, output_file, positive_int
 
 
@@ -22,6 +23,9 @@ def add_parser(subparsers):
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification); "
                         "DiT: base and amp")
+    p.add_argument("--precision", default="fp32",
+                   help="comma-separated: fp32, bf16, fp16 (GPU); each backend runs in each, one column per pair "
+                        "(torch fp32 stays the reference); onnxruntime runs an export of that dtype")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds per batch size before the measured ones")
     p.add_argument("--iters", type=int, default=5, help="measured rounds per batch size (medians and spread over them)")
     p.add_argument("--threads", type=positive_int,
@@ -47,7 +51,7 @@ def run(args):
         batch_sizes=tuple(int_list(args.batch_sizes)),
         variants=_names(args.variants, "--variants"),
         warmup=args.warmup, iters=args.iters, device=args.device, export_dir=args.export_dir,
-        threads=args.threads, steps=args.steps,
+        threads=args.threads, precisions=precision_list(args.precision), steps=args.steps,
     )
     outputs = [output_file(f) for f in (args.json, args.markdown, args.plot) if f]   # before the long run
     report = run_bench(settings)

@@ -1,16 +1,21 @@
 """Options shared by several subcommands, and turning them into models and configs."""
 import argparse
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError
+from ..files import write_atomic
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.dit import DiTAmpConfig, DiTConfig
 from ..model.dit.diffusion import SAMPLERS, DiTSampling
 from ..model.presets import resolve_model
 from ..model.sampling import SamplingParams
-from ..runtime.backends import BACKENDS, backend_class
+from ..precision import PRECISIONS
+from ..runtime.backends import BACKENDS, backend_class, cuda_reason
 from ..runtime.dit import DiTGenerator
 from ..runtime.generator import Generator
 
@@ -183,6 +188,12 @@ def add_backend_options(p):
     g.add_argument("--engine", help="engine directory made by `hieramp build` (tensorrt backend)")
     g.add_argument("--rebuild", action="store_true",
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
+    g.add_argument("--precision", choices=tuple(PRECISIONS),
+                   help="torch: fp32 (default), bf16, or fp16 (GPU only) for the blocks' matrix products and the decoder "
+                        "(see README, Precision); onnxruntime and tensorrt run what the export or engines hold, and "
+                        "refuse another precision")
+    g.add_argument("--compile", action="store_true",
+                   help="torch backend: torch.compile the transformer blocks (slow first batch; see README for when it helps)")
 
 
 # The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
@@ -193,6 +204,15 @@ def generator_from_args(args, model):
     backbone = "dit" if is_dit(model.cfg) else "var"
     backend_class(args.backend, backbone)        # an unknown backend, or one of the other backbone: refused first
     info, options = BACKENDS[args.backend], {}
+    if args.precision:
+        options["precision"] = args.precision
+    if args.compile:
+        if args.backend != "torch":
+            raise UserError(f"--compile applies to the torch backend, not {args.backend}: drop --compile")
+        options["compile"] = True
+    if backbone == "dit" and options:
+        flag = "--precision" if "precision" in options else "--compile"
+        raise UserError(f"{flag} applies to VAR models; {args.model} is a DiT model, which runs in fp32: drop {flag}")
     if info.artifact is not None:
         flag, what = ARTIFACT_FLAGS[info.artifact]
         if not getattr(args, flag):
@@ -239,3 +259,19 @@ def output_file(path) -> Path:
         raise UserError(f"{out} is a directory: give a file name")
     output_dir(out.parent)
     return out
+
+
+def write_json(path, obj):
+    """`obj` as indented JSON, written atomically."""
+    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def checked_device(name: str) -> str:
+    """A torch device name that exists here, or a UserError saying what to use."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and cuda_reason() is not None:
+        raise UserError(f"--device {name}: {cuda_reason()}; use --device cpu")
+    return name

@@ -22,8 +22,13 @@ def add_parser(subparsers):
     p.add_argument("--classes", default="0-3", help="classes to generate, one image each (default 0-3)")
     add_sampling_options(p)
     add_amp_options(p)
-    g = p.add_argument_group("tolerances (defaults by the export's dtype; fp32: 1e-4, 100%%, 40 dB, 100%%)")
+    g = p.add_argument_group("tolerances (defaults by the precision: the torch --precision, or what the export or "
+                             "engines hold; fp32: 1e-4, 100%%, 40 dB, 100%%; reduced precisions: see README)")
     g.add_argument("--max-logit-error", type=float, help="largest absolute logit error on the forced path, per scale")
+    g.add_argument("--max-rel-logit-error", type=float,
+                   help="largest logit error on the forced path relative to the scale's largest |reference logit|")
+    g.add_argument("--min-argmax-agreement", type=float,
+                   help="smallest share of forced-path positions whose argmax token agrees with the reference, 0-1")
     g.add_argument("--min-token-agreement", type=float, help="smallest share of equal tokens in free sampling, 0-1")
     g.add_argument("--min-psnr", type=float, help="smallest PSNR of a final image on the forced path, in dB")
     g.add_argument("--min-amp-set-agreement", type=float, help="smallest share of identical amplified top-k sets, 0-1")
@@ -49,9 +54,10 @@ def run(args):
         result = compare_dit(generator, labels, seed=args.seed, sampling=sampling, amp=amp, tolerances=tolerances,
                              device=args.device, progress=not args.json)
     else:
-        defaults = Tolerances.for_dtype(manifest.dtype if manifest is not None else "fp32")
-        tolerances = replace(defaults, **_asked(max_logit_error=args.max_logit_error, min_token_agreement=args.min_token_agreement,
-                                                min_psnr_db=args.min_psnr, min_amp_set_agreement=args.min_amp_set_agreement))
+        tolerances = replace(Tolerances.for_precision(generator.backend.precision), **_asked(
+            max_logit_error=args.max_logit_error, max_rel_logit_error=args.max_rel_logit_error,
+            min_argmax_agreement=args.min_argmax_agreement, min_token_agreement=args.min_token_agreement,
+            min_psnr_db=args.min_psnr, min_amp_set_agreement=args.min_amp_set_agreement))
         result = compare(generator, labels, seed=args.seed, sampling=sampling, amp=amp, tolerances=tolerances,
                          device=args.device, progress=not args.json)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())

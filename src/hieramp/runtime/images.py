@@ -1,11 +1,13 @@
-"""PNG output: encoding, image grids (written atomically with `files.write_atomic`)."""
+"""Image files: reading them as RGB, PNG encoding, image grids (written atomically with
+`files.write_atomic`)."""
 import io
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from ..errors import UserError
 from ..files import write_atomic
 
 
@@ -47,3 +49,12 @@ def write_grid(images_B3HW, nrow, path, min_cell=64):
     if H < min_cell:
         images_B3HW = F.interpolate(images_B3HW.float(), scale_factor=-(-min_cell // H), mode="nearest")
     write_atomic(path, encode_png(grid(images_B3HW, nrow)))
+
+
+def read_rgb(path) -> Image.Image:
+    """The image of `path` as RGB, or a UserError naming the file that cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"cannot read image {path} ({err}); remove it or replace it with a valid image") from None

@@ -9,22 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..runtime.images import read_rgb
 from .data import IMAGE_SIZE, NUM_CLASSES, load_heldout, to_rgb
 from .student import accuracy, train_student
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    accuracies: tuple               # one per student seed, on the held-out real digits
-    num_images: int
-    images_per_class: dict          # class index -> count
-    heldout_images: int
+class SeedAccuracies:
+    """Mean and spread of the `accuracies` of a result, one per student seed."""
 
     @property
     def accuracy_mean(self) -> float:
@@ -34,6 +31,14 @@ class EvalResult:
     def accuracy_std(self) -> float:
         """Population standard deviation over the seeds (0 for one seed)."""
         return float(np.std(self.accuracies))
+
+
+@dataclass(frozen=True)
+class EvalResult(SeedAccuracies):
+    accuracies: tuple               # one per student seed, on the held-out real digits
+    num_images: int
+    images_per_class: dict          # class index -> count
+    heldout_images: int
 
     def to_json(self) -> dict:
         return {"accuracy_mean": self.accuracy_mean, "accuracy_std": self.accuracy_std,
@@ -62,14 +67,10 @@ def class_folders(root: Path) -> dict:
 
 def read_image(path: Path, size: int) -> torch.Tensor:
     """(3, size, size) float32 in [-1, 1]."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)      # Pillow's bilinear antialiases when shrinking
-            pixels = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)    # (3, size, size)
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"cannot read image {path} ({err}); remove it or replace it with a valid PNG") from None
+    img = read_rgb(path)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)      # Pillow's bilinear antialiases when shrinking
+    pixels = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)        # (3, size, size)
     return pixels / 127.5 - 1
 
 
