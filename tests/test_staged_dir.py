@@ -31,7 +31,7 @@ def test_a_failure_keeps_the_earlier_directory_and_leaves_no_staging(tmp_path):
 def test_a_directory_of_something_else_is_refused(tmp_path):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.png").write_bytes(b"")
-    with pytest.raises(UserError, match="photos exists and is not an engine directory: choose a new --out"):
+    with pytest.raises(UserError, match="photos exists and is not an engine directory: choose a new output directory"):
         with staged_directory(tmp_path / "photos", "an engine directory", MARKED):
             pass
     assert [p.name for p in (tmp_path / "photos").iterdir()] == ["cat.png"]

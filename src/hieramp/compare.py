@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from . import checks
 from .model.amp_config import AmpConfig
 from .model.amp_op import class_row_mask, topk_indicator
 from .runtime.generator import Generator
@@ -32,6 +33,12 @@ class Tolerances:
     min_token_agreement: float = 1.0     # share of equal tokens in free sampling
     min_psnr_db: float = 40.0            # every final image of the forced path
     min_amp_set_agreement: float = 1.0   # share of identical amplified sets (rows x op nodes)
+
+    def __post_init__(self):
+        checks.max_logit_error(self.max_logit_error)
+        checks.share("min token agreement")(self.min_token_agreement)
+        checks.psnr(self.min_psnr_db)
+        checks.share("min amp set agreement")(self.min_amp_set_agreement)
 
     @classmethod
     def for_dtype(cls, dtype: str) -> "Tolerances":

@@ -26,7 +26,7 @@ class DirectoryManifest:
     @classmethod
     def write(cls, directory: Path, data: dict):
         data = {"format": cls.FORMAT, "format_version": cls.FORMAT_VERSION, **data}
-        text = json.dumps(data, indent=2) + "\n"
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
         write_atomic(Path(directory) / MANIFEST, text.encode())
         return cls(directory, data, text)
 

@@ -10,13 +10,25 @@ from typing import Callable
 from .errors import UserError
 
 
+def check_place(out, what: str, is_earlier: Callable[[Path], bool]):
+    """Refuse, before any work, an output directory that `staged_directory` could not fill: it
+    exists and is something else, or its parent cannot be created or written."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_earlier(out))):
+        raise UserError(f"{out} exists and is not {what}: choose a new output directory or remove it")
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"cannot create {out}: {existing} is a file, not a directory; choose another output directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {out}: {existing} is not writable; choose another output directory")
+
+
 @contextmanager
 def staged_directory(out, what: str, is_earlier: Callable[[Path], bool]):
     """Yields an empty staging directory; on success it replaces `out` (an earlier `what` there,
     recognised by `is_earlier(out)`, goes only after the new one is in place)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_earlier(out))):
-        raise UserError(f"{out} exists and is not {what}: choose a new --out or remove it")
+    check_place(out, what, is_earlier)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -4,7 +4,9 @@ from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_
 from ..bench.variants import VARIANTS
 from ..errors import UserError
 from ..runtime.images import write_atomic
-from .common import add_model_options, int_list, output_file, positive_int
+from .common import MAX_BATCH, MAX_THREADS, add_model_options, count, int_list, output_file
+
+MAX_ROUNDS = 10_000
 
 
 def add_parser(subparsers):
@@ -16,12 +18,12 @@ def add_parser(subparsers):
     p.add_argument("--backends", default="torch",
                    help="comma-separated: torch (always included, the reference), onnxruntime, tensorrt; "
                         "one that cannot run here is reported as unavailable")
-    p.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes, e.g. 1,8,64")
+    p.add_argument("--batch-sizes", type=int_list("batch sizes"), default=[1], help="comma-separated batch sizes, e.g. 1,8,64")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds per batch size before the measured ones")
-    p.add_argument("--iters", type=int, default=5, help="measured rounds per batch size (medians and spread over them)")
-    p.add_argument("--threads", type=positive_int,
+    p.add_argument("--warmup", type=count("warmup rounds", 0, MAX_ROUNDS), default=1, help="untimed rounds per batch size before the measured ones")
+    p.add_argument("--iters", type=count("measured rounds", 1, MAX_ROUNDS), default=5, help="measured rounds per batch size (medians and spread over them)")
+    p.add_argument("--threads", type=count("threads", 1, MAX_THREADS),
                    help="intra-op threads of torch and ONNX Runtime in every backend (default: their own choice, the core count)")
     p.add_argument("--export-dir", help="keep ONNX exports here and reuse them in later runs (default: a temporary directory)")
     p.add_argument("--json", help="write the results as JSON to this file")
@@ -41,11 +43,11 @@ def run(args):
     settings = BenchSettings(
         spec=ModelSpec(args.model, args.vae, args.random_init, args.trust_checkpoint),
         backends=_names(args.backends, "--backends"),
-        batch_sizes=tuple(int_list(args.batch_sizes)),
+        batch_sizes=tuple(args.batch_sizes),
         variants=_names(args.variants, "--variants"),
         warmup=args.warmup, iters=args.iters, device=args.device, export_dir=args.export_dir,
         threads=args.threads,
-    )
+    ).checked()
     outputs = [output_file(f) for f in (args.json, args.markdown, args.plot) if f]   # before the long run
     report = run_bench(settings)
     table = markdown(report)

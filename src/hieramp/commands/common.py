@@ -3,29 +3,67 @@ import argparse
 import os
 from pathlib import Path
 
+from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
 from ..runtime.generator import Generator
 
+# Ceilings for counts: far above any real use, low enough that a typo is refused before it turns
+# into an allocation or a job list that never ends.
+MAX_IMAGES_PER_CLASS = 10_000
+MAX_BATCH = 4096
+MAX_IMAGE_SIDE = 4096
+MAX_THREADS = 1024
 
-def int_list(text: str):
-    """'1,2,5-7' -> [1, 2, 5, 6, 7]."""
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, _, hi = part.partition("-")
+
+def user_type(parse):
+    """An argparse type from a parser that raises UserError: argparse reports its message."""
+    def convert(text):
         try:
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        except ValueError:
-            raise UserError(f"cannot read {text!r} as a list of integers: use forms like 1,2,5-9") from None
-    return out
+            return parse(text)
+        except UserError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
 
 
-def float_list(text: str):
+def _as(kind, text: str):
+    """`text` as `kind`, or the text itself for the check to refuse with its own message."""
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        return kind(text)
     except ValueError:
-        raise UserError(f"cannot read {text!r} as numbers: use one value or comma-separated values") from None
+        return text
+
+
+def count(name: str, low: int = 1, high: int = None):
+    """argparse type: an integer in [low, high]."""
+    return user_type(lambda text: checks.integer(name, _as(int, text), low, high))
+
+
+def number(check):
+    """argparse type: a float that `check` (one of hieramp.checks) accepts."""
+    return user_type(lambda text: check(_as(float, text)))
+
+
+def numbers(check):
+    """argparse type: one or more comma-separated floats, each accepted by `check`."""
+    def parse(text):
+        parts = [p.strip() for p in text.split(",")]
+        if not all(parts):
+            raise UserError(f"cannot read {text!r} as numbers: give one value or comma-separated values")
+        return [check(_as(float, p)) for p in parts]
+    return user_type(parse)
+
+
+def int_list(name: str):
+    """argparse type: integers and ranges like 1,2,5-9, each once (checks.int_range_list)."""
+    return user_type(lambda text: checks.int_range_list(name, text))
+
+
+positive_int = count("the value")
+seed = user_type(lambda text: checks.seed(_as(int, text)))
+device = user_type(lambda text: str(checks.device(text)))
 
 
 def add_model_options(p):
@@ -36,26 +74,36 @@ def add_model_options(p):
     g.add_argument("--vae", help="VQVAE checkpoint (vae_ch160v4096z32.pth), needed with a VAR .pth")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="allow checkpoints that hold more than tensors (unpickling can run code: only for trusted files)")
-    g.add_argument("--device", default="cpu", help="torch device for the torch backend (cpu, cuda, cuda:1)")
+    g.add_argument("--device", type=device, default="cpu", help="torch device for the torch backend (cpu, cuda, cuda:1)")
 
 
 def add_sampling_options(p):
     g = p.add_argument_group("sampling")
-    g.add_argument("--seed", type=int, default=0, help="seed; each image's noise derives from (seed, class, index)")
-    g.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale, ramped linearly over the scales")
-    g.add_argument("--top-k", type=int, default=900, help="keep the k most likely tokens (0: all)")
-    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (1: off)")
+    g.add_argument("--seed", type=seed, default=0,
+                   help=f"seed, 0-{checks.MAX_SEED}; each image's noise derives from (seed, class, index)")
+    g.add_argument("--cfg", type=number(checks.cfg), default=4.0,
+                   help="classifier-free guidance scale (>= 0), ramped linearly over the scales")
+    g.add_argument("--top-k", type=user_type(lambda text: checks.top_k(_as(int, text))), default=900,
+                   help="keep the k most likely tokens (0: all)")
+    g.add_argument("--top-p", type=number(checks.top_p), default=0.95, help="nucleus sampling mass, in (0, 1] (1: off)")
 
 
 def add_amp_options(p):
     g = p.add_argument_group("amplification (HierAmp)")
-    g.add_argument("--beta", help="strength: one value, three stage values coarse,mid,fine, or one per scale (default 5)")
-    g.add_argument("--rho", help="share of salient tokens amplified, in (0, 1]; same forms as --beta (default 0.5)")
+    g.add_argument("--beta", type=numbers(checks.beta),
+                   help="strength: one value, three stage values coarse,mid,fine, or one per scale (default 5)")
+    g.add_argument("--rho", type=numbers(checks.rho),
+                   help="share of salient tokens amplified, in (0, 1]; same forms as --beta (default 0.5)")
     g.add_argument("--amp-mode", choices=("logit", "weight"), help="bias the logits (paper, default) or scale the weights")
-    g.add_argument("--amp-layers", help="blocks to amplify, e.g. 14 or 12,14 (default: the paper's block 14 of 16, "
-                                        "scaled to the model's depth)")
-    g.add_argument("--amp-scales", help="scales to amplify, e.g. 1-9 (default: every scale >= 1 with a class token)")
+    g.add_argument("--amp-layers", type=int_list("amplification layers"),
+                   help="blocks to amplify, e.g. 14 or 12,14 (default: the paper's block 14 of 16, scaled to the "
+                        "model's depth)")
+    g.add_argument("--amp-scales", type=int_list("amplification scales"),
+                   help="scales to amplify, e.g. 1-9 (default: every scale >= 1 with a class token)")
     g.add_argument("--no-amp", action="store_true", help="turn amplification off")
+
+
+AMP_OPTIONS = ("beta", "rho", "amp_mode", "amp_layers", "amp_scales")
 
 
 def load_model_from_args(args):
@@ -64,33 +112,21 @@ def load_model_from_args(args):
 
 def amp_from_args(args, cfg) -> AmpConfig:
     """Amplification is on by default for models with class tokens; asking it of others is an error."""
-    asked = any(getattr(args, a) is not None for a in ("beta", "rho", "amp_mode", "amp_layers", "amp_scales"))
+    asked = [a for a in AMP_OPTIONS if getattr(args, a) is not None]
+    if args.no_amp and asked:
+        raise UserError(f"--no-amp turns amplification off, so --{asked[0].replace('_', '-')} would do nothing: "
+                        f"drop one of the two")
     if args.no_amp or (not cfg.cls_token_scales and not asked):
         return AmpConfig(enabled=False)
-    if args.rho is not None:
-        for r in float_list(args.rho):
-            if not 0 < r <= 1:
-                raise UserError(f"--rho must lie in (0, 1], got {r}")
     amp = AmpConfig(
         mode=args.amp_mode or "logit",
-        beta=float_list(args.beta) if args.beta else 5.0,
-        rho=float_list(args.rho) if args.rho else 0.5,
-        layers=tuple(int_list(args.amp_layers)) if args.amp_layers else default_amp_layers(cfg.depth),
-        scales=tuple(int_list(args.amp_scales)) if args.amp_scales else None,
+        beta=args.beta or 5.0,
+        rho=args.rho or 0.5,
+        layers=tuple(args.amp_layers) if args.amp_layers else default_amp_layers(cfg.depth),
+        scales=tuple(args.amp_scales) if args.amp_scales else None,
     )
     amp.resolve(cfg)
     return amp
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_backend_options(p):
@@ -102,15 +138,29 @@ def add_backend_options(p):
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
 
 
+# backend -> (the option naming what it runs, what that is, the command that makes it)
+BACKEND_INPUTS = {"onnxruntime": ("--export", "an export", "hieramp export"),
+                  "tensorrt": ("--engine", "engines", "hieramp build")}
+
+
+def check_backend_flags(args):
+    """Each backend gets its own directory option and no other's; checked before the model loads."""
+    for backend, (flag, what, command) in BACKEND_INPUTS.items():
+        given = getattr(args, flag[2:])
+        if args.backend == backend and not given:
+            raise UserError(f"--backend {backend} runs {what}: pass {flag} DIR (made by `{command}`)")
+        if args.backend != backend and given:
+            raise UserError(f"{flag} is for --backend {backend}, but the backend is {args.backend}: "
+                            f"pass --backend {backend}, or drop {flag}")
+    if args.rebuild and args.backend != "tensorrt":
+        raise UserError(f"--rebuild is for --backend tensorrt, but the backend is {args.backend}: drop --rebuild")
+
+
 def generator_from_args(args, model):
     options = {}
     if args.backend == "onnxruntime":
-        if not args.export:
-            raise UserError("--backend onnxruntime runs an export: pass --export DIR (made by `hieramp export`)")
         options["export_dir"] = args.export
     elif args.backend == "tensorrt":
-        if not args.engine:
-            raise UserError("--backend tensorrt runs engines: pass --engine DIR (made by `hieramp build`)")
         options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
     return Generator(model, backend=args.backend, device=args.device, **options)
 

@@ -6,8 +6,9 @@ import json
 from ..classes import parse_class_spec
 from ..compare import Tolerances, compare
 from ..export.manifest import ExportManifest
-from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args
+from .. import checks
+from .common import AMP_OPTIONS, add_amp_options, add_backend_options, add_model_options, add_sampling_options, \
+    amp_from_args, check_backend_flags, generator_from_args, load_model_from_args, number
 
 
 def add_parser(subparsers):
@@ -21,15 +22,19 @@ def add_parser(subparsers):
     add_sampling_options(p)
     add_amp_options(p)
     g = p.add_argument_group("tolerances (defaults by the export's dtype; fp32: 1e-4, 100%%, 40 dB, 100%%)")
-    g.add_argument("--max-logit-error", type=float, help="largest absolute logit error on the forced path, per scale")
-    g.add_argument("--min-token-agreement", type=float, help="smallest share of equal tokens in free sampling, 0-1")
-    g.add_argument("--min-psnr", type=float, help="smallest PSNR of a final image on the forced path, in dB")
-    g.add_argument("--min-amp-set-agreement", type=float, help="smallest share of identical amplified top-k sets, 0-1")
+    g.add_argument("--max-logit-error", type=number(checks.max_logit_error),
+                   help="largest absolute logit error on the forced path, per scale")
+    g.add_argument("--min-token-agreement", type=number(checks.share("min token agreement")),
+                   help="smallest share of equal tokens in free sampling, 0-1")
+    g.add_argument("--min-psnr", type=number(checks.psnr), help="smallest PSNR of a final image on the forced path, in dB")
+    g.add_argument("--min-amp-set-agreement", type=number(checks.share("min amp set agreement")),
+                   help="smallest share of identical amplified top-k sets, 0-1")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.set_defaults(run=run)
 
 
 def run(args):
+    check_backend_flags(args)
     model = load_model_from_args(args)
     labels = parse_class_spec(args.classes, model.cfg.num_classes)
     generator = generator_from_args(args, model)
@@ -49,10 +54,10 @@ def run(args):
 
 def _amp_as_exported(args, manifest: ExportManifest):
     """Unless amplification options are given, compare what the export holds."""
-    if any(getattr(args, a) is not None for a in ("beta", "rho", "amp_mode", "amp_layers", "amp_scales")) or args.no_amp:
+    if any(getattr(args, a) is not None for a in AMP_OPTIONS) or args.no_amp:
         return
     if manifest.amp_layers:
-        args.amp_layers = ",".join(map(str, manifest.amp_layers))
+        args.amp_layers = list(manifest.amp_layers)
         args.amp_mode = manifest.amp_mode
     else:
         args.no_amp = True

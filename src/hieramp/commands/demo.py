@@ -13,7 +13,8 @@ from ..runtime.images import write_atomic, write_grid
 from ..runtime.loop import SamplingParams
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder
-from .common import add_amp_options, add_sampling_options, amp_from_args, output_dir, positive_int
+from .common import MAX_IMAGES_PER_CLASS, add_amp_options, add_sampling_options, amp_from_args, count, output_dir
+from .evaluate import MAX_STUDENTS
 
 GRID_COLUMNS = 10
 
@@ -21,8 +22,8 @@ GRID_COLUMNS = 10
 def add_parser(subparsers):
     p = subparsers.add_parser("demo", help="distil digits with and without amplification and score both", description=__doc__)
     p.add_argument("--out", default="demo-output", help="output directory (rerun on it to resume)")
-    p.add_argument("--ipc", type=positive_int, default=10, help="images per class in each distilled set")
-    p.add_argument("--seeds", type=positive_int, default=3, help="students trained per set, one per seed")
+    p.add_argument("--ipc", type=count("images per class", 1, MAX_IMAGES_PER_CLASS), default=10, help="images per class in each distilled set")
+    p.add_argument("--seeds", type=count("students", 1, MAX_STUDENTS), default=3, help="students trained per set, one per seed")
     add_sampling_options(p)
     add_amp_options(p)
     p.set_defaults(run=run)
@@ -30,11 +31,12 @@ def add_parser(subparsers):
 
 def run(args):
     model = resolve_model("digits")
-    out = output_dir(args.out)
     generator = Generator(model)
     sampling = SamplingParams(args.cfg, args.top_k, args.top_p)
+    runs = (("amplified", amp_from_args(args, model.cfg)), ("plain", AmpConfig(enabled=False)))
+    out = output_dir(args.out)
     results = {}
-    for name, amp in (("amplified", amp_from_args(args, model.cfg)), ("plain", AmpConfig(enabled=False))):
+    for name, amp in runs:
         folder = output_dir(out / name)
         print(f"{name}: distilling {args.ipc} images per class into {folder}")
         distill(generator, range(NUM_CLASSES), args.ipc, folder,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import cuda_missing_reason
 from ..engine import trt_import
 from ..engine.trt_import import NAMES, TENSORRT, TENSORRT_RTX
 
@@ -28,10 +29,6 @@ def _version(*distributions) -> str:
     return "not installed"
 
 
-def _cuda_reason() -> str:
-    return "this torch is a CPU build" if torch.version.cuda is None else "no CUDA device is visible"
-
-
 def versions() -> list:
     tensorrt = trt_import.probe()
     rows = [("python", platform.python_version()), ("hieramp", _version("hieramp")), ("torch", torch.__version__),
@@ -49,13 +46,13 @@ def devices() -> list:
             major, minor = torch.cuda.get_device_capability(i)
             rows.append((f"cuda:{i}", f"{torch.cuda.get_device_name(i)}, compute capability {major}.{minor}"))
     else:
-        rows.append(("cuda", f"none ({_cuda_reason()})"))
+        rows.append(("cuda", f"none ({cuda_missing_reason()})"))
     return rows
 
 
 def backends() -> list:
     cuda = torch.cuda.is_available()
-    checks = [Check("torch", True, "cpu" + (" and cuda" if cuda else f"; not cuda: {_cuda_reason()}"))]
+    checks = [Check("torch", True, "cpu" + (" and cuda" if cuda else f"; not cuda: {cuda_missing_reason()}"))]
     if importlib.util.find_spec("onnxruntime") is None:
         checks.append(Check("onnxruntime", False, "onnxruntime is not installed (pip install onnxruntime)"))
     else:
@@ -81,7 +78,7 @@ def _tensorrt_check(cuda: bool) -> Check:
         ([f"{found[TENSORRT_RTX].name} ahead of time (no GPU needed)"] if TENSORRT_RTX in found else [])
     build = f"builds engines with {' or '.join(builds)}" if builds else "cannot build: TensorRT needs a CUDA GPU"
     if not cuda:
-        return Check("tensorrt", False, f"{names} found; {build}; runs no engines here: {_cuda_reason()}")
+        return Check("tensorrt", False, f"{names} found; {build}; runs no engines here: {cuda_missing_reason()}")
     return Check("tensorrt", True, f"{names}; {build}; runs engines on cuda")
 
 
@@ -98,7 +95,7 @@ def _triton_check(cuda: bool) -> Check:
     if importlib.util.find_spec("triton") is None:
         return Check(name, False, "triton is not installed (pip install triton); the torch backend uses the reference op")
     if not cuda:
-        return Check(name, False, f"needs a CUDA GPU ({_cuda_reason()}); runs on the CPU only in Triton's interpreter "
+        return Check(name, False, f"needs a CUDA GPU ({cuda_missing_reason()}); runs on the CPU only in Triton's interpreter "
                                   f"(TRITON_INTERPRET=1), for tests")
     return Check(name, True, "the torch backend uses it on cuda")
 

@@ -4,14 +4,16 @@ import json
 
 from ..runtime.images import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import output_file, positive_int
+from .common import count, output_file
+
+MAX_STUDENTS = 1000
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="score a distilled digits set with students tested on real digits",
                               description=__doc__)
     p.add_argument("--distilled", required=True, help="distilled set: class folders 0-9 of PNG images (`hieramp distill` output)")
-    p.add_argument("--seeds", type=positive_int, default=3, help="students to train, one per seed 0..N-1")
+    p.add_argument("--seeds", type=count("students", 1, MAX_STUDENTS), default=3, help="students to train, one per seed 0..N-1")
     p.add_argument("--json", help="also write the result as JSON to this file")
     p.set_defaults(run=run)
 

@@ -2,9 +2,11 @@
 manifest.json, for `--backend onnxruntime` and for TensorRT engine builds."""
 from pathlib import Path
 
-from ..errors import UserError
+from .. import checks
 from ..export.exporter import DEFAULT_OPSET, DTYPES, OP_FORMS, OPSETS, export_model
-from .common import add_model_options, int_list, load_model_from_args, positive_int
+from ..export.manifest import ExportManifest
+from ..staged_dir import check_place
+from .common import MAX_BATCH, add_model_options, count, load_model_from_args, user_type
 
 
 def add_parser(subparsers):
@@ -16,34 +18,29 @@ def add_parser(subparsers):
     p.add_argument("--amp-op", choices=OP_FORMS, default="function",
                    help="the hieramp::TopKBiasAttention node with its body as an ONNX function that any runtime runs "
                         "(function, default), or bare for the TensorRT plugin (plugin)")
-    p.add_argument("--amp-layers",
+    p.add_argument("--amp-layers", type=user_type(amp_layers_from_arg),
                    help="blocks that carry the amplification op, e.g. 14 or 12,14, or none (default: the paper's "
                         "block 14 of 16, scaled to the depth, for models with class tokens; none for plain VAR)")
     p.add_argument("--amp-mode", choices=("logit", "weight"), default="logit",
                    help="amplification mode fixed in the graph: bias the logits (paper, default) or scale the weights")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+    p.add_argument("--opset", type=count("the opset", OPSETS.start, OPSETS.stop - 1), default=DEFAULT_OPSET,
                    help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and activations (default fp32)")
-    p.add_argument("--max-batch", type=positive_int, default=8,
+    p.add_argument("--max-batch", type=count("the largest batch", 1, MAX_BATCH), default=8,
                    help="largest batch the export is meant for, recorded for engine builders (TensorRT profiles); "
                         "ONNX Runtime runs any batch (default 8)")
     p.set_defaults(run=run)
 
 
 def amp_layers_from_arg(text):
-    if text is None:
-        return None
-    if text.strip().lower() == "none":
-        return ()
-    layers = int_list(text)
-    if not layers:
-        raise UserError(f"--amp-layers {text!r} names no block: pass e.g. 14, 12,14 or none")
-    return layers
+    """Blocks like 14 or 12,14, or none."""
+    return () if text.strip().lower() == "none" else checks.int_range_list("amplification layers", text)
 
 
 def run(args):
+    check_place(args.out, "an export directory", ExportManifest.describes)
     model = load_model_from_args(args)
-    manifest = export_model(model, args.out, amp_layers_from_arg(args.amp_layers), args.amp_mode, args.amp_op,
+    manifest = export_model(model, args.out, args.amp_layers, args.amp_mode, args.amp_op,
                             args.opset, args.dtype, args.max_batch)
     amp = manifest.data["amp"]
     what = f"op {amp['op']} ({amp['op_form']}, {amp['mode']}) at blocks {amp['layers']}" if amp["layers"] else "no amplification op"

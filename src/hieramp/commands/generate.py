@@ -6,8 +6,8 @@ import torch
 
 from ..classes import parse_class_spec
 from ..runtime.images import encode_png, write_atomic, write_grid
-from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir, positive_int
+from .common import MAX_BATCH, MAX_IMAGES_PER_CLASS, add_amp_options, add_backend_options, add_model_options, \
+    add_sampling_options, amp_from_args, check_backend_flags, count, generator_from_args, load_model_from_args, output_dir
 
 
 def add_parser(subparsers):
@@ -15,8 +15,9 @@ def add_parser(subparsers):
     add_model_options(p)
     add_backend_options(p)
     p.add_argument("--classes", required=True, help="classes: 1,2,5-9, a file of indices or wnids, or a named subset")
-    p.add_argument("--per-class", type=positive_int, default=1, help="images per class")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="images per batch (does not change the images)")
+    p.add_argument("--per-class", type=count("images per class", 1, MAX_IMAGES_PER_CLASS), default=1, help="images per class")
+    p.add_argument("--batch-size", type=count("the batch size", 1, MAX_BATCH), default=8,
+                   help="images per batch (does not change the images)")
     p.add_argument("--out", required=True, help="output directory")
     add_sampling_options(p)
     add_amp_options(p)
@@ -24,11 +25,12 @@ def add_parser(subparsers):
 
 
 def run(args):
+    check_backend_flags(args)
     model = load_model_from_args(args)
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
     amp = amp_from_args(args, model.cfg)
-    out = output_dir(args.out)
     generator = generator_from_args(args, model)
+    out = output_dir(args.out)
     jobs = [(c, i) for c in classes for i in range(args.per_class)]
     images = []
     for start in range(0, len(jobs), args.batch_size):

@@ -30,7 +30,7 @@ SETTING_FLAGS = {
 
 
 def _json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()   # settings are checked finite
 
 
 def _short(value, limit=60) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
@@ -25,6 +26,9 @@ class DistillSettings:
     amp: AmpConfig = AmpConfig()
     save_size: int = 224
     png_level: int = DEFAULT_PNG_LEVEL         # zlib level: the file bytes, not the pixels
+
+    def __post_init__(self):
+        checks.seed(self.seed)
 
 
 @dataclass

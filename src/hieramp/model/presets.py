@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .. import checks
 from ..errors import UserError
 from .bundle import HierAmpModel, ModelSource
 from .checkpoint import load_model
@@ -39,6 +40,7 @@ def random_model(name: str, device="cpu") -> HierAmpModel:
     if name not in ARCHITECTURES:
         raise UserError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}")
     cfg = ARCHITECTURES[name]
+    checks.device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
         var, vae = VAR(cfg), VQVAE(cfg.vae)
@@ -61,7 +63,8 @@ def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkp
         model = DEFAULT_PRESET
     if Path(model).suffix == ".pth" or Path(model).is_file():
         if vae is None:
-            raise UserError(f"--model {model} is a VAR checkpoint: pass its VQVAE with --vae {OFFICIAL_VAE_FILE}")
+            raise UserError(f"{model} is a VAR checkpoint and needs its VQVAE checkpoint too (vae, --vae): "
+                            f"give {OFFICIAL_VAE_FILE} or the VQVAE it was trained with")
         return load_model(model, vae, device, trust_checkpoint)
     if model in BUNDLED:                    # its weights ship with the package, so --random-init is moot
         return bundled_model(model, device)

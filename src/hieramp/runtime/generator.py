@@ -3,6 +3,7 @@ from collections import Counter
 
 import torch
 
+from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from ..model.sampling import batch_noise
@@ -23,6 +24,7 @@ def default_indices(labels):
 class Generator:
     def __init__(self, model, backend="torch", device="cpu", **backend_options):
         self.model = model
+        checks.device(device)
         self.backend = backend_class(backend)(model, device=device, **backend_options)
 
     @property
@@ -44,13 +46,13 @@ class Generator:
         """Generate one image per label. Image i's noise comes from (seed, labels[i], indices[i]);
         `indices` defaults to each label's occurrence count within `labels`."""
         labels = self.check_labels(labels)
+        seed, sampling = checks.seed(seed), SamplingParams(cfg, top_k, top_p)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         plan = amp.resolve(self.cfg) if amp is not None else None
         if forced_tokens is not None:
             self._check_forced(forced_tokens, len(labels))
         noise = batch_noise(seed, labels, indices, self.cfg.patch_nums)
-        return run_scales(self.backend, torch.tensor(labels), noise, SamplingParams(cfg, top_k, top_p), plan,
-                          forced_tokens, return_logits)
+        return run_scales(self.backend, torch.tensor(labels), noise, sampling, plan, forced_tokens, return_logits)
 
     def _check_forced(self, forced_tokens, batch):
         expected = [(batch, pn * pn) for pn in self.cfg.patch_nums]

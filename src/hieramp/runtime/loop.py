@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 
+from .. import checks
 from ..model.sampling import guidance_scales
 
 
@@ -12,6 +13,11 @@ class SamplingParams:
     cfg: float = 4.0
     top_k: int = 900
     top_p: float = 0.95
+
+    def __post_init__(self):
+        checks.cfg(self.cfg)
+        checks.top_k(self.top_k)
+        checks.top_p(self.top_p)
 
 
 @dataclass

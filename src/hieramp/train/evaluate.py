@@ -4,6 +4,7 @@ The set is an ImageFolder-style directory: one folder per class, named by the cl
 (0-9), holding PNG files of any size; files at the top level (run.json, mapping.json, grids)
 are ignored. Images are resized to the digit size, as RGB in [-1, 1].
 """
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,11 +64,16 @@ def class_folders(root: Path) -> dict:
 def read_image(path: Path, size: int) -> torch.Tensor:
     """(3, size, size) float32 in [-1, 1]."""
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)      # Pillow's bilinear antialiases when shrinking
-            pixels = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)    # (3, size, size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)     # by default only a warning
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if img.size != (size, size):
+                    img = img.resize((size, size), Image.BILINEAR)      # Pillow's bilinear antialiases when shrinking
+                pixels = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)    # (3, size, size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UserError(f"image {path} is too large to be a distilled image, refused as a possible decompression "
+                        f"bomb ({err}); remove it or replace it with a valid PNG") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"cannot read image {path} ({err}); remove it or replace it with a valid PNG") from None
     return pixels / 127.5 - 1
@@ -91,7 +97,7 @@ def read_image_folder(root, size: int = IMAGE_SIZE):
 def evaluate_images(images_N3HW, labels_N, seeds: int = 3, progress=False) -> EvalResult:
     """Train one student per seed 0 .. seeds-1 on the images; score each on the held-out digits."""
     if seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
+        raise UserError(f"the number of students (seeds) must be at least 1, got {seeds}")
     heldout = load_heldout()
     test_images = to_rgb(heldout.images, images_N3HW.shape[-1])
     accs = []
