@@ -43,6 +43,8 @@ class DirectoryManifest:
         directory = Path(directory)
         path = directory / MANIFEST
         redo = f"re-run `{cls.COMMAND}`"
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"{directory} is a file, not an {cls.WHAT}: give the directory `{cls.COMMAND}` made")
         if not directory.is_dir():
             raise UserError(f"{cls.WHAT} {directory} does not exist: make one with `{cls.MAKE.format(directory=directory)}`")
         try:

@@ -10,17 +10,24 @@ from typing import Callable
 from .errors import UserError
 
 
+def check_creatable(path):
+    """Refuse a path that cannot be created: the nearest existing folder above it is a file or
+    is not writable. Creates nothing."""
+    path = Path(path)
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"cannot create {path}: {existing} is a file, not a directory; choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {path}: {existing} is not writable; choose another place")
+
+
 def check_place(out, what: str, is_earlier: Callable[[Path], bool]):
     """Refuse, before any work, an output directory that `staged_directory` could not fill: it
-    exists and is something else, or its parent cannot be created or written."""
+    exists and is something else, or it cannot be created there."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_earlier(out))):
         raise UserError(f"{out} exists and is not {what}: choose a new output directory or remove it")
-    existing = next(p for p in out.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"cannot create {out}: {existing} is a file, not a directory; choose another output directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot create {out}: {existing} is not writable; choose another output directory")
+    check_creatable(out)
 
 
 @contextmanager

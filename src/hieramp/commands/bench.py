@@ -3,8 +3,7 @@ and variant (base VAR, + class tokens, + amplification), with torch as the refer
 from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
 from ..bench.variants import VARIANTS
 from ..errors import UserError
-from ..runtime.images import write_atomic
-from .common import MAX_BATCH, MAX_THREADS, add_model_options, count, int_list, output_file
+from .common import MAX_THREADS, add_model_options, count, int_list, output_file, write_output
 
 MAX_ROUNDS = 10_000
 
@@ -53,8 +52,8 @@ def run(args):
     table = markdown(report)
     print(table)
     if args.json:
-        write_atomic(args.json, to_json_text(report).encode())
+        write_output(args.json, to_json_text(report).encode())
     if args.markdown:
-        write_atomic(args.markdown, table.encode())
-    write_atomic(args.plot, plot_png(report))
+        write_output(args.markdown, table.encode())
+    write_output(args.plot, plot_png(report))
     print(f"wrote {', '.join(str(p) for p in outputs)}")

@@ -8,6 +8,8 @@ from ..errors import UserError
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
 from ..runtime.generator import Generator
+from ..runtime.images import write_atomic
+from ..staged_dir import check_creatable
 
 # Ceilings for counts: far above any real use, low enough that a typo is refused before it turns
 # into an allocation or a job list that never ends.
@@ -178,10 +180,16 @@ def output_dir(path) -> Path:
 
 
 def output_file(path) -> Path:
-    """Check an output file's place before the work that fills it: its directory is created and
-    writable, and the path is not a directory."""
+    """Check an output file's place before the work that fills it (creating nothing): the path is
+    not a directory, and it can be created; `write_output` writes it."""
     out = Path(path)
     if out.is_dir():
         raise UserError(f"{out} is a directory: give a file name")
-    output_dir(out.parent)
+    check_creatable(out)
     return out
+
+
+def write_output(path, data: bytes):
+    """Write a file that `output_file` checked, creating its directory."""
+    output_dir(Path(path).parent)
+    write_atomic(path, data)

@@ -2,9 +2,8 @@
 accuracy on the held-out real digits (mean and standard deviation over seeds)."""
 import json
 
-from ..runtime.images import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import count, output_file
+from .common import count, output_file, write_output
 
 MAX_STUDENTS = 1000
 
@@ -24,4 +23,4 @@ def run(args):
     result = evaluate_distilled(args.distilled, args.seeds, progress=True)
     print(result)
     if args.json:
-        write_atomic(args.json, (json.dumps(result.to_json(), indent=1) + "\n").encode())
+        write_output(args.json, (json.dumps(result.to_json(), indent=1) + "\n").encode())

@@ -63,7 +63,7 @@ def resolve_model(model: str = None, vae: str = None, device="cpu", trust_checkp
         model = DEFAULT_PRESET
     if Path(model).suffix == ".pth" or Path(model).is_file():
         if vae is None:
-            raise UserError(f"{model} is a VAR checkpoint and needs its VQVAE checkpoint too (vae, --vae): "
+            raise UserError(f"{model} is a VAR checkpoint and needs its VQVAE checkpoint too (vae): "
                             f"give {OFFICIAL_VAE_FILE} or the VQVAE it was trained with")
         return load_model(model, vae, device, trust_checkpoint)
     if model in BUNDLED:                    # its weights ship with the package, so --random-init is moot
