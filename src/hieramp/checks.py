@@ -121,7 +121,8 @@ def device(value) -> torch.device:
         raise UserError(f"device {value!r} cannot run models here: use cpu, cuda or cuda:N")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device {value!r} needs CUDA, and {cuda_missing_reason()}: use cpu")
+            raise UserError(f"device {value!r} needs a CUDA GPU, and {cuda_missing_reason()}: run on cpu, "
+                            f"or on a machine with a GPU")
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
             raise UserError(f"device {value!r} does not exist: {count} CUDA device(s) are visible, cuda:0-cuda:{count - 1}")

@@ -36,7 +36,7 @@ HUGE = str(2 ** 64)
 MODEL = [
     (["--device", "bogus"], "unknown device 'bogus': use cpu, cuda or cuda:N"),
     (["--device", "meta"], "device 'meta' cannot run models here"),
-    (["--device", "cuda"], "device 'cuda' needs CUDA"),                   # skipped where CUDA exists
+    (["--device", "cuda"], "device 'cuda' needs a CUDA GPU"),                 # skipped where CUDA exists
     (["--device", "cuda:99"], "device 'cuda:99'"),
     (["--device", ""], "unknown device ''"),
     (["--model", "nosuchpreset"], "unknown model 'nosuchpreset'"),

@@ -148,3 +148,23 @@ def test_torchrun_processes_take_the_gpu_of_their_local_rank():
     assert device_for_rank("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"
     assert device_for_rank("cpu", {"LOCAL_RANK": "3"}) == "cpu"
     assert device_for_rank("cuda", {}) == "cuda"
+
+
+def test_resume_redoes_the_image_of_a_cut_last_line_and_refuses_other_damage(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert distill("--classes", "0-1", "--ipc", "2", "--out", str(out)) == 0
+    manifest = out / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    capsys.readouterr()
+    manifest.write_text("".join(lines[:-1]) + lines[-1][:25])          # a kill in the middle of the last write
+    assert distill("--classes", "0-1", "--ipc", "2", "--out", str(out)) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "dropped its last line" in captured.err
+    assert "1 written now, 3 already done" in captured.out
+    assert manifest.read_text().splitlines()[:-1] == [line.rstrip("\n") for line in lines[:-1]]
+    manifest.write_text(lines[0] + "{garbage\n" + "".join(lines[2:]))
+    before = manifest.read_bytes()
+    assert distill("--classes", "0-1", "--ipc", "2", "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.jsonl line 2 is damaged" in err
+    assert manifest.read_bytes() == before
