@@ -125,5 +125,6 @@ def device(value) -> torch.device:
                             f"or on a machine with a GPU")
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
-            raise UserError(f"device {value!r} does not exist: {count} CUDA device(s) are visible, cuda:0-cuda:{count - 1}")
+            raise UserError(f"device {value!r} does not exist: {count} CUDA device(s) are visible, "
+                            f"cuda:0-cuda:{count - 1}")
     return dev

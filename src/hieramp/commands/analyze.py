@@ -5,8 +5,8 @@ from ..classes import parse_class_spec
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from ..runtime.loop import SamplingParams
-from .common import MAX_BATCH, MAX_IMAGES_PER_CLASS, add_amp_options, add_backend_options, add_model_options, \
-    add_sampling_options, amp_from_args, check_backend_flags, count, generator_from_args, load_model_from_args, output_dir
+from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
+    batch_size, check_backend_flags, generator_from_args, images_per_class, load_model_from_args, output_dir
 
 PAPER_SCHEDULES = "none;5;5,5,0.5;0.5,5,5;5,0.5,5"
 
@@ -17,12 +17,14 @@ def add_parser(subparsers):
     add_model_options(p)
     add_backend_options(p)
     p.add_argument("--classes", required=True, help="classes: 1,2,5-9, a file of indices or wnids, or a named subset")
-    p.add_argument("--ipc", type=count("images per class", 1, MAX_IMAGES_PER_CLASS), default=10, help="images per class under each schedule (the same seeds in each)")
+    p.add_argument("--ipc", type=images_per_class, default=10,
+                   help="images per class under each schedule (the same seeds in each)")
     p.add_argument("--schedules", default=PAPER_SCHEDULES,
                    help="schedules separated by ';': none, one beta (5) or three stage betas coarse,mid,fine (5,5,0.5); "
                         f"the none baseline is always included (default {PAPER_SCHEDULES!r})")
     p.add_argument("--grid", action="store_true", help="also write grids/<class>.png: a row per image, a column per schedule")
-    p.add_argument("--batch-size", type=count("the batch size", 1, MAX_BATCH), default=8, help="images per batch (does not change the images)")
+    p.add_argument("--batch-size", type=batch_size, default=8,
+                   help="images per batch (does not change the images)")
     p.add_argument("--out", required=True, help="output directory")
     add_sampling_options(p)
     add_amp_options(p)

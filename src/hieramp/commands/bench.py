@@ -3,7 +3,7 @@ and variant (base VAR, + class tokens, + amplification), with torch as the refer
 from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
 from ..bench.variants import VARIANTS
 from ..errors import UserError
-from .common import MAX_THREADS, add_model_options, count, int_list, output_file, write_output
+from .common import add_model_options, count, int_list, output_file, threads, write_output
 
 MAX_ROUNDS = 10_000
 
@@ -17,12 +17,15 @@ def add_parser(subparsers):
     p.add_argument("--backends", default="torch",
                    help="comma-separated: torch (always included, the reference), onnxruntime, tensorrt; "
                         "one that cannot run here is reported as unavailable")
-    p.add_argument("--batch-sizes", type=int_list("batch sizes"), default=[1], help="comma-separated batch sizes, e.g. 1,8,64")
+    p.add_argument("--batch-sizes", type=int_list("batch sizes"), default=[1],
+                   help="comma-separated batch sizes, e.g. 1,8,64")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification)")
-    p.add_argument("--warmup", type=count("warmup rounds", 0, MAX_ROUNDS), default=1, help="untimed rounds per batch size before the measured ones")
-    p.add_argument("--iters", type=count("measured rounds", 1, MAX_ROUNDS), default=5, help="measured rounds per batch size (medians and spread over them)")
-    p.add_argument("--threads", type=count("threads", 1, MAX_THREADS),
+    p.add_argument("--warmup", type=count("warmup rounds", 0, MAX_ROUNDS), default=1,
+                   help="untimed rounds per batch size before the measured ones")
+    p.add_argument("--iters", type=count("measured rounds", 1, MAX_ROUNDS), default=5,
+                   help="measured rounds per batch size (medians and spread over them)")
+    p.add_argument("--threads", type=threads,
                    help="intra-op threads of torch and ONNX Runtime in every backend (default: their own choice, the core count)")
     p.add_argument("--export-dir", help="keep ONNX exports here and reuse them in later runs (default: a temporary directory)")
     p.add_argument("--json", help="write the results as JSON to this file")

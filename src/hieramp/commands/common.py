@@ -11,12 +11,6 @@ from ..runtime.generator import Generator
 from ..runtime.images import write_atomic
 from ..staged_dir import check_creatable
 
-# Ceilings for counts: far above any real use, low enough that a typo is refused before it turns
-# into an allocation or a job list that never ends.
-MAX_IMAGES_PER_CLASS = 10_000
-MAX_BATCH = 4096
-MAX_IMAGE_SIDE = 4096
-MAX_THREADS = 1024
 
 
 def user_type(parse):
@@ -66,6 +60,13 @@ def int_list(name: str):
 positive_int = count("the value")
 seed = user_type(lambda text: checks.seed(_as(int, text)))
 device = user_type(lambda text: str(checks.device(text)))
+# Counts with ceilings far above any real use, low enough that a typo is refused before it turns
+# into an allocation or a job list that never ends.
+images_per_class = count("images per class", 1, 10_000)
+batch_size = count("the batch size", 1, 4096)
+image_side = count("the save size", 1, 4096)
+threads = count("threads", 1, 1024)
+students = count("students", 1, 1000)
 
 
 def add_model_options(p):

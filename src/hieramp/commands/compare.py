@@ -3,10 +3,10 @@ token path; report per-scale logit errors, amplified-set and token agreement and
 Exits with 1 when a tolerance is exceeded, so it can gate a CI."""
 import json
 
+from .. import checks
 from ..classes import parse_class_spec
 from ..compare import Tolerances, compare
 from ..export.manifest import ExportManifest
-from .. import checks
 from .common import AMP_OPTIONS, add_amp_options, add_backend_options, add_model_options, add_sampling_options, \
     amp_from_args, check_backend_flags, generator_from_args, load_model_from_args, number
 

@@ -13,8 +13,7 @@ from ..runtime.images import write_atomic, write_grid
 from ..runtime.loop import SamplingParams
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder
-from .common import MAX_IMAGES_PER_CLASS, add_amp_options, add_sampling_options, amp_from_args, count, output_dir
-from .evaluate import MAX_STUDENTS
+from .common import add_amp_options, add_sampling_options, amp_from_args, images_per_class, output_dir, students
 
 GRID_COLUMNS = 10
 
@@ -22,8 +21,8 @@ GRID_COLUMNS = 10
 def add_parser(subparsers):
     p = subparsers.add_parser("demo", help="distil digits with and without amplification and score both", description=__doc__)
     p.add_argument("--out", default="demo-output", help="output directory (rerun on it to resume)")
-    p.add_argument("--ipc", type=count("images per class", 1, MAX_IMAGES_PER_CLASS), default=10, help="images per class in each distilled set")
-    p.add_argument("--seeds", type=count("students", 1, MAX_STUDENTS), default=3, help="students trained per set, one per seed")
+    p.add_argument("--ipc", type=images_per_class, default=10, help="images per class in each distilled set")
+    p.add_argument("--seeds", type=students, default=3, help="students trained per set, one per seed")
     add_sampling_options(p)
     add_amp_options(p)
     p.set_defaults(run=run)

@@ -12,9 +12,9 @@ from ..distill import DistillSettings, default_workers, distill, resolve_shard
 from ..errors import UserError
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from ..runtime.loop import SamplingParams
-from .common import MAX_BATCH, MAX_IMAGE_SIDE, MAX_IMAGES_PER_CLASS, MAX_THREADS, add_amp_options, add_backend_options, \
-    add_model_options, add_sampling_options, amp_from_args, check_backend_flags, count, generator_from_args, \
-    load_model_from_args, output_dir
+from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
+    batch_size, check_backend_flags, count, generator_from_args, image_side, images_per_class, load_model_from_args, \
+    output_dir
 
 
 def add_parser(subparsers):
@@ -24,17 +24,17 @@ def add_parser(subparsers):
     g = p.add_argument_group("dataset")
     g.add_argument("--classes", required=True,
                    help="classes: 0-99,207, a file of indices or wnids, or imagenette, imagewoof, imagenet-100")
-    g.add_argument("--ipc", type=count("images per class", 1, MAX_IMAGES_PER_CLASS), required=True, help="images per class")
+    g.add_argument("--ipc", type=images_per_class, required=True, help="images per class")
     g.add_argument("--out", required=True, help="output directory; rerun the same command on it to resume")
-    g.add_argument("--save-size", type=count("the save size", 1, MAX_IMAGE_SIDE), default=224, help="side of the saved PNGs in pixels (Lanczos resize)")
+    g.add_argument("--save-size", type=image_side, default=224, help="side of the saved PNGs in pixels (Lanczos resize)")
     g.add_argument("--png-level", type=int, choices=PNG_LEVELS, default=DEFAULT_PNG_LEVEL, metavar="0-9",
                    help="zlib compression of the PNGs: 1 encodes ~2.5x faster than the default 6, "
                         "files ~8%% larger; the pixels are the same")
-    g.add_argument("--batch-size", type=count("the batch size", 1, MAX_BATCH), default=8, help="images per batch, classes mixed (does not change the images)")
+    g.add_argument("--batch-size", type=batch_size, default=8, help="images per batch, classes mixed (does not change the images)")
     g.add_argument("--shard", help="make only shard i of n, written i/n (default: torchrun's RANK/WORLD_SIZE, else all)")
     g.add_argument("--no-overlap", action="store_true",
                    help="encode and write PNGs between batches instead of on a writer thread (for benchmarks)")
-    g.add_argument("--write-workers", type=count("write workers", 1, MAX_THREADS), default=default_workers(),
+    g.add_argument("--write-workers", type=count("write workers", 1, 1024), default=default_workers(),
                    help="threads that encode and write PNGs (default: half the CPU cores, at most 8)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
     add_sampling_options(p)

@@ -3,16 +3,14 @@ accuracy on the held-out real digits (mean and standard deviation over seeds).""
 import json
 
 from ..train.evaluate import evaluate_distilled
-from .common import count, output_file, write_output
-
-MAX_STUDENTS = 1000
+from .common import output_file, students, write_output
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="score a distilled digits set with students tested on real digits",
                               description=__doc__)
     p.add_argument("--distilled", required=True, help="distilled set: class folders 0-9 of PNG images (`hieramp distill` output)")
-    p.add_argument("--seeds", type=count("students", 1, MAX_STUDENTS), default=3, help="students to train, one per seed 0..N-1")
+    p.add_argument("--seeds", type=students, default=3, help="students to train, one per seed 0..N-1")
     p.add_argument("--json", help="also write the result as JSON to this file")
     p.set_defaults(run=run)
 

@@ -6,7 +6,7 @@ from .. import checks
 from ..export.exporter import DEFAULT_OPSET, DTYPES, OP_FORMS, OPSETS, export_model
 from ..export.manifest import ExportManifest
 from ..staged_dir import check_place
-from .common import MAX_BATCH, add_model_options, count, load_model_from_args, user_type
+from .common import add_model_options, batch_size, count, load_model_from_args, user_type
 
 
 def add_parser(subparsers):
@@ -26,7 +26,7 @@ def add_parser(subparsers):
     p.add_argument("--opset", type=count("the opset", OPSETS.start, OPSETS.stop - 1), default=DEFAULT_OPSET,
                    help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and activations (default fp32)")
-    p.add_argument("--max-batch", type=count("the largest batch", 1, MAX_BATCH), default=8,
+    p.add_argument("--max-batch", type=batch_size, default=8,
                    help="largest batch the export is meant for, recorded for engine builders (TensorRT profiles); "
                         "ONNX Runtime runs any batch (default 8)")
     p.set_defaults(run=run)

@@ -6,8 +6,8 @@ import torch
 
 from ..classes import parse_class_spec
 from ..runtime.images import encode_png, write_atomic, write_grid
-from .common import MAX_BATCH, MAX_IMAGES_PER_CLASS, add_amp_options, add_backend_options, add_model_options, \
-    add_sampling_options, amp_from_args, check_backend_flags, count, generator_from_args, load_model_from_args, output_dir
+from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
+    batch_size, check_backend_flags, generator_from_args, images_per_class, load_model_from_args, output_dir
 
 
 def add_parser(subparsers):
@@ -15,8 +15,8 @@ def add_parser(subparsers):
     add_model_options(p)
     add_backend_options(p)
     p.add_argument("--classes", required=True, help="classes: 1,2,5-9, a file of indices or wnids, or a named subset")
-    p.add_argument("--per-class", type=count("images per class", 1, MAX_IMAGES_PER_CLASS), default=1, help="images per class")
-    p.add_argument("--batch-size", type=count("the batch size", 1, MAX_BATCH), default=8,
+    p.add_argument("--per-class", type=images_per_class, default=1, help="images per class")
+    p.add_argument("--batch-size", type=batch_size, default=8,
                    help="images per batch (does not change the images)")
     p.add_argument("--out", required=True, help="output directory")
     add_sampling_options(p)

@@ -14,8 +14,10 @@ def add_parser(subparsers):
                                                  "heldout.npz and training.json")
     p.add_argument("--seed", type=seed, default=0, help="training seed (the held-out split is fixed)")
     defaults = Recipe()
-    p.add_argument("--vae-steps", type=count("VQVAE steps", 1, MAX_STEPS), default=defaults.vae.steps, help="VQVAE optimisation steps")
-    p.add_argument("--var-steps", type=count("VAR steps", 1, MAX_STEPS), default=defaults.pretrain.steps, help="VAR optimisation steps")
+    p.add_argument("--vae-steps", type=count("VQVAE steps", 1, MAX_STEPS), default=defaults.vae.steps,
+                   help="VQVAE optimisation steps")
+    p.add_argument("--var-steps", type=count("VAR steps", 1, MAX_STEPS), default=defaults.pretrain.steps,
+                   help="VAR optimisation steps")
     p.add_argument("--finetune-steps", type=count("fine-tuning steps", 1, MAX_STEPS), default=defaults.finetune.steps,
                    help="class-token fine-tuning steps")
     p.set_defaults(run=run)
