@@ -21,8 +21,9 @@ from hieramp.model.amp_op import scale_restricted_attention, topk_bias_attention
 from hieramp.model.presets import random_model
 from hieramp.model.sampling import batch_noise
 from hieramp.runtime.backends.torch_backend import TorchBackend
-from hieramp.runtime.images import write_atomic
-from hieramp.runtime.loop import SamplingParams, run_scales
+from hieramp.files import write_atomic
+from hieramp.model.sampling import SamplingParams
+from hieramp.runtime.loop import run_scales
 
 
 def op_seconds(cfg, batch, si, reps, beta=5.0, rho=0.5):

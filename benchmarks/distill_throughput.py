@@ -25,7 +25,8 @@ from hieramp.model.presets import random_model
 from hieramp.model.var import VAR
 from hieramp.model.vqvae import VQVAE
 from hieramp.runtime.generator import Generator
-from hieramp.runtime.images import encode_png, write_atomic
+from hieramp.files import write_atomic
+from hieramp.runtime.images import encode_png
 
 # Between `tiny` (8 px, 0.03 M parameters) and d16 (256 px, 310 M + 108 M, ~40 s an image on
 # these two cores): VAR depth 8, width 512, with a ch-64 VQVAE at 128 px over 7 scales.

@@ -9,10 +9,10 @@ Three runs on the same labels and seed:
    token flipped by a rounding-level logit difference changes the rest of an image, which the
    token agreement already counts).
 
-The amplified sets: the reference's come from its own op inputs through the reference's
-`class_row_mask` and `topk_indicator`. A backend takes part by offering `record_amp_sets()`,
-after which `amp_indicators` holds, per step, the sets its graph computed (the onnxruntime
-backend does); otherwise the sets are not compared.
+The amplified sets: both backends are asked to `record_amp_sets()` (the backend contract's
+optional capability); after that `amp_indicators` holds, per step, the set of every op node (the
+torch reference from each op call's inputs, the onnxruntime backend from its graph). A backend
+that cannot record is not compared on them.
 """
 import math
 from dataclasses import asdict, dataclass, field
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import checks
 from .model.amp_config import AmpConfig
-from .model.amp_op import class_row_mask, topk_indicator
+from .model.sampling import SamplingParams
 from .runtime.generator import Generator
 
 
@@ -93,47 +93,31 @@ class Comparison:
         return "\n".join(lines)
 
 
-class _IndicatorRecorder:
-    """Wraps the torch backend's op: records the reference's amplified set of every call."""
-
-    def __init__(self, op):
-        self.op, self.calls = op, []
-
-    def __call__(self, q, k, v, beta, rho, scale, mode):
-        Lq = q.shape[-2]
-        n, P = Lq - 1, k.shape[-2] - Lq
-        logits = scale * (q.float() @ k.float().transpose(-1, -2)) + class_row_mask(P, Lq, q.device)  # (2B, H, Lq, P + Lq)
-        saliency = torch.softmax(logits[:, :, Lq - 1, P:P + n], dim=-1).mean(dim=1)                    # (2B, n)
-        self.calls.append(topk_indicator(saliency, rho).cpu())
-        return self.op(q, k, v, beta, rho, scale, mode)
-
-
 def psnr(a, b) -> float:
     mse = float(((a.double() - b.double()) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, cfg=4.0, top_k=900, top_p=0.95,
+def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, sampling: SamplingParams = SamplingParams(),
             amp: Optional[AmpConfig] = AmpConfig(), tolerances=Tolerances(), device="cpu", progress=True) -> Comparison:
     """Run the reference (torch on `device`) and `candidate` on the same inputs and compare them."""
     model = candidate.model
     reference = Generator(model, backend="torch", device=device)
-    if hasattr(candidate.backend, "record_amp_sets"):
-        candidate.backend.record_amp_sets()
-    recorder = _IndicatorRecorder(reference.backend.amp_op)
-    reference.backend.amp_op = recorder
-    sampling = dict(seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, amp=amp)
+    reference.backend.record_amp_sets()
+    recording = candidate.backend.record_amp_sets()
+    settings = dict(seed=seed, sampling=sampling, amp=amp)
     with tqdm(total=3, desc="compare", unit="run", disable=not progress) as bar:
-        ref = reference.run(labels, return_logits=True, **sampling)
+        ref = reference.run(labels, return_logits=True, **settings)
+        reference_sets = reference.backend.amp_indicators
         bar.update()
-        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **sampling)
-        candidate_sets = getattr(candidate.backend, "amp_indicators", None)
+        forced = candidate.run(labels, forced_tokens=ref.tokens, return_logits=True, **settings)
+        candidate_sets = candidate.backend.amp_indicators if recording else None
         bar.update()
-        free = candidate.run(labels, **sampling)
+        free = candidate.run(labels, **settings)
         bar.update()
 
     plan = amp.resolve(model.cfg) if amp is not None else None
-    set_agreement = _set_agreement(plan, recorder.calls, candidate_sets, model.cfg.num_scales)
+    set_agreement = _set_agreement(plan, reference_sets, candidate_sets, model.cfg.num_scales)
     scales = []
     for si, (r, f, rt, ft) in enumerate(zip(ref.logits, forced.logits, ref.tokens, free.tokens)):
         err = float((f - r).abs().max())
@@ -149,16 +133,15 @@ def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, cfg=4.0, top_k=90
     return result
 
 
-def _set_agreement(plan, reference_calls, candidate_sets, num_scales) -> dict:
+def _set_agreement(plan, reference_sets, candidate_sets, num_scales) -> dict:
     """Per amplified scale: the share of (row, op node) sets that are identical."""
     if plan is None or not candidate_sets:
         return {}
     agreement = {}
-    calls = iter(reference_calls)
     for si in range(num_scales):
         if not plan.active(si):
             continue
-        same = [(next(calls) == candidate_sets[si][layer]).all(dim=-1) for layer in plan.layers]   # (2B,) each
+        same = [(reference_sets[si][layer] == candidate_sets[si][layer]).all(dim=-1) for layer in plan.layers]  # (2B,)
         agreement[si] = float(torch.cat(same).float().mean())
     return agreement
 

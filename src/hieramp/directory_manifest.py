@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from .errors import UserError
-from .model.checkpoint import sha256_of
-from .runtime.images import write_atomic
+from .files import sha256_of, write_atomic
 
 MANIFEST = "manifest.json"
 

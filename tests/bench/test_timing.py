@@ -4,7 +4,8 @@ from hieramp.bench.timing import TimedBackend, stage_names
 from hieramp.model.amp_config import AmpConfig
 from hieramp.model.sampling import batch_noise
 from hieramp.runtime.backends.torch_backend import TorchBackend
-from hieramp.runtime.loop import SamplingParams, run_scales
+from hieramp.model.sampling import SamplingParams
+from hieramp.runtime.loop import run_scales
 
 
 def run(backend, model):

@@ -26,7 +26,7 @@ from hieramp.cli import main
 from hieramp.compare import Tolerances
 from hieramp.distill import DistillSettings
 from hieramp.export.exporter import export_model
-from hieramp.runtime.loop import SamplingParams
+from hieramp.model.sampling import SamplingParams
 from hieramp.train.evaluate import read_image_folder
 
 DIGITS = Path(hieramp.__file__).parent / "data" / "digits"
@@ -364,7 +364,7 @@ API_PAIRS = [
     (["--seed", "-5"], api_run(seed=-5)),
     (["--seed", HUGE], api_run(seed=2 ** 64)),
     (["--cfg", "nan"], api_run(cfg=NAN)),
-    (["--cfg", "inf"], lambda model, place: SamplingParams(cfg=INF)),
+    (["--cfg", "inf"], lambda model, place: SamplingParams(guidance=INF)),
     (["--top-p", "7"], api_run(top_p=7.0)),
     (["--top-k", "-3"], api_run(top_k=-3)),
     (["--beta", "nan"], amp_run(beta=NAN)),

@@ -6,7 +6,7 @@ import pytest
 
 from hieramp.distill import Job, Shard, parse_shard, plan_jobs, resolve_shard
 from hieramp.distill.layout import Layout
-from hieramp.distill.manifest import Manifest, drop_partial_line, finished_jobs, manifest_name
+from hieramp.distill.manifest import ShardManifest, drop_partial_line, finished_jobs, manifest_name
 from hieramp.errors import UserError
 
 
@@ -71,7 +71,7 @@ def test_finished_jobs_reads_every_manifest_and_ignores_cut_lines(tmp_path):
 def test_manifest_drops_a_cut_line_before_appending(tmp_path):
     path = tmp_path / "manifest.jsonl"
     path.write_text(ok_line(0, 0) + "\n" + ok_line(1, 0)[:20])
-    with Manifest(path) as manifest:
+    with ShardManifest(path) as manifest:
         manifest.append({"class": 1, "index": 0})
     assert path.read_text().splitlines() == [ok_line(0, 0), '{"class": 1, "index": 0}']
     path.write_text('{"cut')
@@ -83,11 +83,11 @@ def test_manifest_drops_a_damaged_last_line_and_says_so(tmp_path, capsys):
     path = tmp_path / "manifest.jsonl"
     for damaged in ('{"class": 1, "index"\n', '[1, 2]\n', '{"class": 1, "index": 0}\n', "\0\0\0\0"):
         path.write_text(ok_line(0, 0) + "\n" + damaged)
-        with Manifest(path):
+        with ShardManifest(path):
             pass
         assert path.read_text() == ok_line(0, 0) + "\n"
         assert capsys.readouterr().err.count("dropped its last line") == 1
-    with Manifest(path):                                            # an intact manifest is left alone, silently
+    with ShardManifest(path):                                            # an intact manifest is left alone, silently
         pass
     assert path.read_text() == ok_line(0, 0) + "\n" and capsys.readouterr().err == ""
 
@@ -101,7 +101,7 @@ def test_a_damaged_line_before_the_last_is_refused_by_number(tmp_path, damaged):
     with pytest.raises(UserError, match=r"manifest.jsonl line 2 is damaged .*only a last line can be cut short"):
         finished_jobs(tmp_path)
     with pytest.raises(UserError, match="line 2 is damaged"):       # resuming does not repair it either
-        with Manifest(path):
+        with ShardManifest(path):
             finished_jobs(tmp_path)
     assert path.read_text().count("\n") == 3
 
@@ -139,7 +139,7 @@ def test_stale_temporaries_of_own_jobs_are_removed(tmp_path):
 
 def test_one_process_per_shard(tmp_path):
     path = tmp_path / "manifest.jsonl"
-    with Manifest(path):
+    with ShardManifest(path):
         with pytest.raises(UserError, match="another process is writing .*manifest.jsonl: it runs the same shard"):
-            Manifest(path)
-    Manifest(path).close()                                  # released on close (and by the kernel on a kill)
+            ShardManifest(path)
+    ShardManifest(path).close()                                  # released on close (and by the kernel on a kill)

@@ -13,9 +13,9 @@ from hieramp.model.bundle import HierAmpModel, ModelSource
 from hieramp.model.config import TINY_VAE, tiny_var
 from hieramp.model.var import VAR
 from hieramp.model.vqvae import VQVAE
-from hieramp.runtime.loop import SamplingParams
+from hieramp.model.sampling import SamplingParams
 
-SETTINGS = DistillSettings(seed=5, sampling=SamplingParams(cfg=2.0, top_k=20, top_p=0.9),
+SETTINGS = DistillSettings(seed=5, sampling=SamplingParams(guidance=2.0, top_k=20, top_p=0.9),
                            amp=AmpConfig(layers=(1,)), save_size=16)
 
 

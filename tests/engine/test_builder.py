@@ -8,7 +8,7 @@ from hieramp.engine import build_engines
 from hieramp.engine.builder import _precision_flag, batch_buckets
 from hieramp.engine.manifest import AHEAD_OF_TIME
 from hieramp.export.exporter import export_model
-from hieramp.model.checkpoint import sha256_of
+from hieramp.files import sha256_of
 
 
 def test_build_writes_serialized_engines_and_manifest(rtx, tiny_export, tiny_engines, tiny_model):

@@ -8,7 +8,7 @@ import pytest
 
 from hieramp import UserError
 from hieramp.engine import EngineManifest
-from hieramp.engine.trt_import import TensorRT
+from hieramp.trt_import import TensorRT
 
 H200 = {"name": "NVIDIA H200", "compute_capability": "9.0"}
 

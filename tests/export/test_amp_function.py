@@ -9,7 +9,8 @@ import torch
 from onnx.reference import ReferenceEvaluator
 
 from hieramp import topk_bias_attention
-from hieramp.export.amp_function import DOMAIN, OP_NAME, graph_rho, k_sel, standalone_model
+from hieramp.export.amp_function import DOMAIN, OP_NAME, graph_rho, standalone_model
+from hieramp.model.amp_op import k_sel
 
 VAR_SCALES = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 CASES = [("logit", 5.0, 0.5), ("weight", 3.0, 0.3)]

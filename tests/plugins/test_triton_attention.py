@@ -1,4 +1,4 @@
-"""The Triton TopKBiasAttention kernel against the reference op (DESIGN.md, "The amplification op").
+"""The Triton TopKBiasAttention kernel against the reference op (docs/design.md, "The amplification op").
 
 Without CUDA the kernel runs in Triton's interpreter (set up in tests/conftest.py), which is slow:
 shapes stay tiny (B=1, H=2, D=16), and only every VAR scale in two fast combinations is unmarked.

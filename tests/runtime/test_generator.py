@@ -3,6 +3,7 @@ import torch
 
 from hieramp import AmpConfig, Generator, UserError
 from hieramp.model.amp_config import per_scale, stages
+from hieramp.model.sampling import SamplingParams
 
 AMP = AmpConfig(layers=(1,))
 
@@ -96,3 +97,13 @@ def test_schedules_expand_per_scale():
     assert per_scale((5, 1, 0.5), 10, "beta") == (5, 5, 5, 5, 1, 1, 1, 0.5, 0.5, 0.5)
     assert per_scale(2.0, 4, "beta") == (2.0,) * 4
     assert per_scale(range(4), 4, "beta") == (0, 1, 2, 3)
+
+
+def test_sampling_params_equal_the_keyword_form(tiny_model):
+    gen = Generator(tiny_model)
+    keywords = gen.run([3, 6], seed=2, cfg=1.5, top_k=7, top_p=0.8, amp=AMP)
+    params = gen.run([3, 6], seed=2, sampling=SamplingParams(1.5, 7, 0.8), amp=AMP)
+    assert all(torch.equal(a, b) for a, b in zip(keywords.tokens, params.tokens))
+    assert torch.equal(gen.run([3], amp=AMP).images, gen.run([3], sampling=SamplingParams(), amp=AMP).images)
+    with pytest.raises(UserError, match="not both"):
+        gen.run([3], cfg=1.5, sampling=SamplingParams())

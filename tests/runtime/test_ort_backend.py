@@ -10,7 +10,7 @@ from hieramp import AmpConfig, Generator, UserError
 from hieramp.cli import main
 from hieramp.export import onnx_files
 from hieramp.export.exporter import export_model
-from hieramp.model.checkpoint import sha256_of
+from hieramp.files import sha256_of
 
 LABELS = [1, 5, 9]
 ARMS = {   # export options, amplification at run time

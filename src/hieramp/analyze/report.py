@@ -4,7 +4,7 @@ import io
 import json
 from pathlib import Path
 
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from .run import METRICS
 
 ENTROPY_UNIT = "bits"

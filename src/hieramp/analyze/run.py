@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 from ..model.amp_config import AmpConfig, stages
+from ..model.sampling import SamplingParams
 from ..runtime.images import write_grid
-from ..runtime.loop import SamplingParams
 from .metrics import coverage, entropy_bits, rise_shares, token_histogram
 from .schedules import with_baseline
 
@@ -78,8 +78,7 @@ def analyze(generator, classes, ipc: int, schedules, amp: AmpConfig = AmpConfig(
     classes = list(dict.fromkeys(generator.check_labels(classes)))
     analysis = Analysis(schedules, classes, ipc, cfg.patch_nums, cfg.vae.vocab_size, plans,
                         settings=dict(model=generator.model.source.name, fingerprint=generator.model.source.fingerprint,
-                                      backend=generator.backend.name, seed=seed, cfg=sampling.cfg,
-                                      top_k=sampling.top_k, top_p=sampling.top_p))
+                                      backend=generator.backend.name, seed=seed, **sampling.record()))
 
     tokens = defaultdict(lambda: defaultdict(list))     # class -> schedule -> per batch, per scale (b, n_s)
     images = defaultdict(lambda: defaultdict(list))     # class -> schedule -> per batch (b, 3, H, W)
@@ -89,8 +88,7 @@ def analyze(generator, classes, ipc: int, schedules, amp: AmpConfig = AmpConfig(
             batch = jobs[start:start + batch_size]
             labels = [c for c, _ in batch]
             for s in schedules:
-                result = generator.run(labels, seed=seed, cfg=sampling.cfg, top_k=sampling.top_k, top_p=sampling.top_p,
-                                       amp=amps[s.name], indices=[i for _, i in batch])
+                result = generator.run(labels, seed=seed, sampling=sampling, amp=amps[s.name], indices=[i for _, i in batch])
                 for c in dict.fromkeys(labels):
                     rows = torch.tensor([j for j, label in enumerate(labels) if label == c])
                     tokens[c][s.name].append([ids[rows] for ids in result.tokens])

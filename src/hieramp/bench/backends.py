@@ -6,30 +6,20 @@ A backend that cannot run here (its module, TensorRT or a GPU missing) raises
 """
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
-from ..runtime.backends import backend_class
+from ..runtime.backends import BACKENDS, availability, backend_class, device_for
 
 
 class BackendUnavailable(Exception):
     """This backend cannot run on this machine or in this build; the message says why."""
 
 
-def backend_device(backend: str, device: str) -> str:
-    """TensorRT always runs on the GPU; the others run where --device says."""
-    return "cuda" if backend == "tensorrt" else device
-
-
 def check_available(backend: str, device: str):
     """The backend's class, or BackendUnavailable; cheap enough to ask before loading any model."""
-    if torch.device(backend_device(backend, device)).type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable("no CUDA device here")
-    try:
-        cls = backend_class(backend)
-    except UserError as err:
-        raise BackendUnavailable(str(err)) from None
-    return cls
+    reason = availability(backend, device_for(backend, device))
+    if reason is not None:
+        raise BackendUnavailable(reason)
+    return backend_class(backend)
 
 
 def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path:
@@ -37,27 +27,30 @@ def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path
     reused by later runs (the directory name holds the model fingerprint and every option). The op
     is exported in function form: ONNX Runtime runs its body, TensorRT-RTX inlines it, and
     TensorRT takes the registered plugin in its place."""
-    from ..export.exporter import export_model
+    from ..export import ExportManifest, export_model
     plan = amp.resolve(model.cfg)
     out = Path(export_root) / f"{model.source.fingerprint}-{key}-b{max(batch_sizes)}"
-    if not (out / "manifest.json").is_file():
+    if not ExportManifest.describes(out):
         export_model(model, out, amp_layers=plan.layers if plan else (), amp_mode=plan.mode if plan else "logit",
                      op_form="function", max_batch=max(batch_sizes))
     return out
 
 
 def make_backend(backend: str, model, amp, variant: str, device: str, export_root: Path, batch_sizes, threads=None):
+    """The backend with the artifact it runs (`BACKENDS[backend].artifact`) made first."""
     cls = check_available(backend, device)
+    device = device_for(backend, device)
     try:
-        if backend == "torch":
+        artifact = BACKENDS[backend].artifact
+        if artifact is None:
             return cls(model, device=device)
         export_dir = export_variant(model, amp, variant, export_root, batch_sizes)
-        if backend == "onnxruntime":
+        if artifact == "export_dir":
             return cls(model, device=device, export_dir=export_dir, threads=threads)
-        from ..engine import build_engines
+        from ..engine import EngineManifest, build_engines
         engine_dir = export_dir.with_name(export_dir.name + "-engines")
-        if not (engine_dir / "manifest.json").is_file():
+        if not EngineManifest.describes(engine_dir):
             build_engines(export_dir, engine_dir, batch_sizes=tuple(batch_sizes))
-        return cls(model, device="cuda", engine_dir=engine_dir)
+        return cls(model, device=device, engine_dir=engine_dir)
     except UserError as err:
         raise BackendUnavailable(str(err).splitlines()[0]) from None

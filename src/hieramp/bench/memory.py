@@ -32,7 +32,7 @@ def _reset_rss_high_water():
 
 class PeakMemory:
     """`reset()` then `peak_mb()`. On a CUDA device: the torch allocator's peak reservation plus
-    the device memory the backend holds outside it (`backend.device_memory_bytes()`, if it has one)."""
+    the device memory the backend holds outside it (`backend.device_memory_bytes()`)."""
 
     def __init__(self, device, backend=None):
         self.on_device = torch.device(device).type == "cuda"
@@ -51,5 +51,5 @@ class PeakMemory:
     def peak_mb(self) -> float:
         if not self.on_device:
             return _rss_high_water_mb()
-        outside_torch = getattr(self.backend, "device_memory_bytes", lambda: 0)()
+        outside_torch = self.backend.device_memory_bytes() if self.backend is not None else 0
         return (torch.cuda.max_memory_reserved() + outside_torch) / 2 ** 20

@@ -2,13 +2,13 @@
 drift in the machine's load hits all arms alike; medians and spread over the rounds."""
 import statistics
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from .backends import BackendUnavailable, check_available
 from .machine import describe_machine, load_average
 from .timing import stage_names
@@ -193,6 +193,6 @@ def _settings_record(settings, workers, variants):
         "variants_skipped": info["skipped"], "warmup": settings.warmup, "iters": settings.iters,
         "device": settings.device, "threads": settings.threads or "default", "schedule": "interleaved: each round runs every (variant, backend) once",
         "amp": {"mode": amp.mode, "beta": amp.beta, "rho": amp.rho, "layers": list(amp.layers)},
-        "sampling": asdict(settings.sampling),
+        "sampling": settings.sampling.record(),
         "peak_mem": {name: w.info["memory"] for name, w in workers.items()},
     }

@@ -16,10 +16,11 @@ import torch
 
 from ..errors import UserError
 from ..model.presets import resolve_model
-from ..model.sampling import batch_noise
+from ..model.sampling import SamplingParams, batch_noise
+from ..runtime.backends import device_for
 from ..runtime.generator import default_indices
-from ..runtime.loop import SamplingParams, run_scales
-from .backends import BackendUnavailable, backend_device, make_backend
+from ..runtime.loop import run_scales
+from .backends import BackendUnavailable, make_backend
 from .memory import PeakMemory
 from .timing import TimedBackend
 from .variants import variant_models
@@ -91,7 +92,7 @@ def build_arms(job: WorkerJob):
         torch.set_num_threads(job.threads)
     model = job.spec.load()
     models, skipped = variant_models(model, job.variants)
-    device = backend_device(job.backend, job.device)
+    device = device_for(job.backend, job.device)
     arms = {}
     for variant, (variant_model, amp) in models.items():
         backend = make_backend(job.backend, variant_model, amp, variant, job.device, Path(job.export_root),

@@ -4,7 +4,7 @@ from ..analyze import analyze, parse_schedules, write_report
 from ..classes import parse_class_spec
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
-from ..runtime.loop import SamplingParams
+from ..model.sampling import SamplingParams
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
     batch_size, check_backend_flags, generator_from_args, images_per_class, load_model_from_args, output_dir
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from ..engine.builder import PRECISIONS, build_engines
 from ..engine.manifest import EngineManifest
-from ..engine.trt_import import FLAVOURS
-from ..staged_dir import check_place
+from ..files import check_place
+from ..trt_import import FLAVOURS
 from .common import int_list
 
 

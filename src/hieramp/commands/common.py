@@ -5,12 +5,11 @@ from pathlib import Path
 
 from .. import checks
 from ..errors import UserError
+from ..files import check_creatable, write_atomic
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
+from ..runtime.backends import BACKENDS
 from ..runtime.generator import Generator
-from ..runtime.images import write_atomic
-from ..staged_dir import check_creatable
-
 
 
 def user_type(parse):
@@ -141,30 +140,33 @@ def add_backend_options(p):
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
 
 
-# backend -> (the option naming what it runs, what that is, the command that makes it)
-BACKEND_INPUTS = {"onnxruntime": ("--export", "an export", "hieramp export"),
-                  "tensorrt": ("--engine", "engines", "hieramp build")}
+# The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
+ARTIFACT_FLAGS = {"export_dir": ("export", "an export"), "engine_dir": ("engine", "engines")}
 
 
 def check_backend_flags(args):
-    """Each backend gets its own directory option and no other's; checked before the model loads."""
-    for backend, (flag, what, command) in BACKEND_INPUTS.items():
-        given = getattr(args, flag[2:])
-        if args.backend == backend and not given:
-            raise UserError(f"--backend {backend} runs {what}: pass {flag} DIR (made by `{command}`)")
-        if args.backend != backend and given:
-            raise UserError(f"{flag} is for --backend {backend}, but the backend is {args.backend}: "
-                            f"pass --backend {backend}, or drop {flag}")
-    if args.rebuild and args.backend != "tensorrt":
+    """The backend gets the option naming what it runs, and no other backend's; checked before the
+    model loads."""
+    info = BACKENDS.get(args.backend)
+    wanted = info.artifact if info is not None else None
+    for artifact, (flag, what) in ARTIFACT_FLAGS.items():
+        given = getattr(args, flag)
+        if artifact == wanted and not given:
+            raise UserError(f"--backend {args.backend} runs {what}: pass --{flag} DIR (made by `{info.made_by}`)")
+        if artifact != wanted and given:
+            owner = next(name for name, b in BACKENDS.items() if b.artifact == artifact)
+            raise UserError(f"--{flag} is for --backend {owner}, but the backend is {args.backend}: "
+                            f"pass --backend {owner}, or drop --{flag}")
+    if args.rebuild and wanted != "engine_dir":
         raise UserError(f"--rebuild is for --backend tensorrt, but the backend is {args.backend}: drop --rebuild")
 
 
 def generator_from_args(args, model):
-    options = {}
-    if args.backend == "onnxruntime":
-        options["export_dir"] = args.export
-    elif args.backend == "tensorrt":
-        options["engine_dir"], options["rebuild"] = args.engine, args.rebuild
+    info, options = BACKENDS.get(args.backend), {}
+    if info is not None and info.artifact is not None:
+        options[info.artifact] = getattr(args, ARTIFACT_FLAGS[info.artifact][0])
+        if info.artifact == "engine_dir":
+            options["rebuild"] = args.rebuild
     return Generator(model, backend=args.backend, device=args.device, **options)
 
 

@@ -7,6 +7,7 @@ from .. import checks
 from ..classes import parse_class_spec
 from ..compare import Tolerances, compare
 from ..export.manifest import ExportManifest
+from ..model.sampling import SamplingParams
 from .common import AMP_OPTIONS, add_amp_options, add_backend_options, add_model_options, add_sampling_options, \
     amp_from_args, check_backend_flags, generator_from_args, load_model_from_args, number
 
@@ -38,7 +39,7 @@ def run(args):
     model = load_model_from_args(args)
     labels = parse_class_spec(args.classes, model.cfg.num_classes)
     generator = generator_from_args(args, model)
-    manifest = getattr(generator.backend, "manifest", None)
+    manifest = generator.backend.manifest
     if manifest is not None:
         _amp_as_exported(args, manifest)
     amp = amp_from_args(args, model.cfg)
@@ -46,7 +47,7 @@ def run(args):
              "min_psnr_db": args.min_psnr, "min_amp_set_agreement": args.min_amp_set_agreement}
     defaults = Tolerances.for_dtype(manifest.dtype if manifest is not None else "fp32")
     tolerances = Tolerances(**{k: v if v is not None else getattr(defaults, k) for k, v in asked.items()})
-    result = compare(generator, labels, seed=args.seed, cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, amp=amp,
+    result = compare(generator, labels, seed=args.seed, sampling=SamplingParams(args.cfg, args.top_k, args.top_p), amp=amp,
                      tolerances=tolerances, device=args.device, progress=not args.json)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 0 if result.passed else 1

@@ -6,11 +6,12 @@ on each, prints their accuracy on the held-out real digits, and writes a grid of
 import json
 
 from ..distill import DistillSettings, distill
+from ..files import write_atomic
 from ..model.amp_config import AmpConfig
 from ..model.presets import resolve_model
+from ..model.sampling import SamplingParams
 from ..runtime.generator import Generator
-from ..runtime.images import write_atomic, write_grid
-from ..runtime.loop import SamplingParams
+from ..runtime.images import write_grid
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder
 from .common import add_amp_options, add_sampling_options, amp_from_args, images_per_class, output_dir, students

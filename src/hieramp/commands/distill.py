@@ -10,8 +10,8 @@ from pathlib import Path
 from ..classes import parse_class_spec
 from ..distill import DistillSettings, default_workers, distill, resolve_shard
 from ..errors import UserError
+from ..model.sampling import SamplingParams
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
-from ..runtime.loop import SamplingParams
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
     batch_size, check_backend_flags, count, generator_from_args, image_side, images_per_class, load_model_from_args, \
     output_dir

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import cuda_missing_reason
-from ..engine import trt_import
-from ..engine.trt_import import NAMES, TENSORRT, TENSORRT_RTX
+from .. import trt_import
+from ..runtime.backends import availability, cuda_reason
+from ..trt_import import NAMES, TENSORRT, TENSORRT_RTX
 
 
 @dataclass(frozen=True)
@@ -46,25 +46,24 @@ def devices() -> list:
             major, minor = torch.cuda.get_device_capability(i)
             rows.append((f"cuda:{i}", f"{torch.cuda.get_device_name(i)}, compute capability {major}.{minor}"))
     else:
-        rows.append(("cuda", f"none ({cuda_missing_reason()})"))
+        rows.append(("cuda", f"none ({cuda_reason()})"))
     return rows
 
 
 def backends() -> list:
     cuda = torch.cuda.is_available()
-    checks = [Check("torch", True, "cpu" + (" and cuda" if cuda else f"; not cuda: {cuda_missing_reason()}"))]
-    if importlib.util.find_spec("onnxruntime") is None:
-        checks.append(Check("onnxruntime", False, "onnxruntime is not installed (pip install onnxruntime)"))
-    else:
-        import onnxruntime
-        providers = onnxruntime.get_available_providers()
-        gpu = "CUDAExecutionProvider" in providers
-        checks.append(Check("onnxruntime", True, "cpu" + (" and cuda" if gpu else
-                                                        "; not cuda: install onnxruntime-gpu for CUDAExecutionProvider")))
-    checks.append(_tensorrt_check(cuda))
+    checks = [_devices_check("torch"), _devices_check("onnxruntime"), _tensorrt_check(cuda)]
     checks.append(_plugin_check())
     checks.append(_triton_check(cuda))
     return checks
+
+
+def _devices_check(name: str) -> Check:
+    """A backend that runs on the CPU and maybe on CUDA, as the registry says."""
+    on_cpu, on_cuda = availability(name, "cpu"), availability(name, "cuda")
+    if on_cpu is not None:
+        return Check(name, False, on_cpu)
+    return Check(name, True, "cpu" + (" and cuda" if on_cuda is None else f"; not cuda: {on_cuda}"))
 
 
 def _tensorrt_check(cuda: bool) -> Check:
@@ -77,8 +76,9 @@ def _tensorrt_check(cuda: bool) -> Check:
     builds = ([f"{found[TENSORRT].name} on this GPU"] if TENSORRT in found and cuda else []) + \
         ([f"{found[TENSORRT_RTX].name} ahead of time (no GPU needed)"] if TENSORRT_RTX in found else [])
     build = f"builds engines with {' or '.join(builds)}" if builds else "cannot build: TensorRT needs a CUDA GPU"
-    if not cuda:
-        return Check("tensorrt", False, f"{names} found; {build}; runs no engines here: {cuda_missing_reason()}")
+    reason = availability("tensorrt", "cuda")
+    if reason is not None:
+        return Check("tensorrt", False, f"{names} found; {build}; runs no engines here: {reason}")
     return Check("tensorrt", True, f"{names}; {build}; runs engines on cuda")
 
 
@@ -87,7 +87,7 @@ def _plugin_check() -> Check:
     reason = plugin_support()
     if reason is not None:
         return Check(PLUGIN_ID, False, f"{reason}; engines compute the op with its ONNX function body")
-    return Check(PLUGIN_ID, True, "registered when hieramp.plugins is imported; builds use it for the op nodes")
+    return Check(PLUGIN_ID, True, "`hieramp build` registers it and uses it for the op nodes")
 
 
 def _triton_check(cuda: bool) -> Check:
@@ -95,7 +95,7 @@ def _triton_check(cuda: bool) -> Check:
     if importlib.util.find_spec("triton") is None:
         return Check(name, False, "triton is not installed (pip install triton); the torch backend uses the reference op")
     if not cuda:
-        return Check(name, False, f"needs a CUDA GPU ({cuda_missing_reason()}); runs on the CPU only in Triton's interpreter "
+        return Check(name, False, f"needs a CUDA GPU ({cuda_reason()}); runs on the CPU only in Triton's interpreter "
                                   f"(TRITON_INTERPRET=1), for tests")
     return Check(name, True, "the torch backend uses it on cuda")
 

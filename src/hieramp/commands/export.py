@@ -5,7 +5,7 @@ from pathlib import Path
 from .. import checks
 from ..export.exporter import DEFAULT_OPSET, DTYPES, OP_FORMS, OPSETS, export_model
 from ..export.manifest import ExportManifest
-from ..staged_dir import check_place
+from ..files import check_place
 from .common import add_model_options, batch_size, count, load_model_from_args, user_type
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import torch
 
 from ..classes import parse_class_spec
-from ..runtime.images import encode_png, write_atomic, write_grid
+from ..files import write_atomic
+from ..runtime.images import encode_png, write_grid
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
     batch_size, check_backend_flags, generator_from_args, images_per_class, load_model_from_args, output_dir
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..classes import class_mapping, folder_name
 from ..errors import UserError
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 
 RUN_FILE = "run.json"
 MAPPING_FILE = "mapping.json"

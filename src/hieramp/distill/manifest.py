@@ -84,7 +84,7 @@ def drop_partial_line(path: Path) -> bool:
     return True
 
 
-class Manifest:
+class ShardManifest:
     """This shard's manifest, opened for appending (one write per line) and locked: a second
     process started on the same shard is refused instead of racing the first."""
 

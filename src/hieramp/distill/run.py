@@ -4,16 +4,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
+from ..model.sampling import SamplingParams
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
-from ..runtime.loop import SamplingParams
 from .layout import Layout
-from .manifest import Manifest, finished_jobs, manifest_name
+from .manifest import ShardManifest, finished_jobs, manifest_name
 from .plan import Shard, plan_jobs
 from .writer import BLANK, NONFINITE, OK, ImageWriter
 
@@ -65,20 +64,13 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
     return {
         "model": generator.model.source.fingerprint,
         "backend": generator.backend.name,
-        "artifact": getattr(generator.backend, "artifact_id", None),
+        "artifact": generator.backend.artifact_id,
         "seed": settings.seed,
-        "sampling": dataclasses.asdict(settings.sampling),
+        "sampling": settings.sampling.record(),
         "amp": dataclasses.asdict(plan) if plan is not None else None,
         "save_size": settings.save_size,
         "png_level": settings.png_level,
     }
-
-
-def check_backend(generator, plan, labels):
-    """Let the backend refuse what it cannot run (an export made for other amplification blocks,
-    a batch larger than its engines) before anything is written: backends check in `begin`."""
-    if labels:
-        generator.backend.begin(torch.tensor(labels), plan)
 
 
 def batches(jobs, size: int):
@@ -104,13 +96,14 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
     all_jobs = plan_jobs(classes, ipc)
     jobs = shard.select(all_jobs)
     plan = settings.amp.resolve(generator.cfg) if settings.amp is not None else None
-    check_backend(generator, plan, [job.label for job in jobs[:batch_size]])
+    if jobs:
+        generator.check(min(batch_size, len(jobs)), settings.amp)     # before anything is written
     record = image_settings(generator, settings, plan)
     layout = Layout(out, generator.cfg.num_classes)
     layout.claim({"classes": classes, "ipc": ipc, **record})
     layout.write_mapping(classes)
     manifest_path = layout.out / manifest_name(shard)
-    with Manifest(manifest_path) as manifest:                  # holds this shard's lock from here on
+    with ShardManifest(manifest_path) as manifest:             # holds this shard's lock from here on
         finished = finished_jobs(layout.out)
         pending = [job for job in jobs if job not in finished]
         layout.remove_stale_temps(jobs)
@@ -120,8 +113,7 @@ def distill(generator, classes, ipc: int, out, settings=DistillSettings(), shard
                   disable=not progress, dynamic_ncols=True) as bar, \
                 ImageWriter(layout, manifest, record, settings, bar, overlap, write_workers) as writer:
             for batch in batches(pending, batch_size):
-                result = generator.run([job.label for job in batch], seed=settings.seed, cfg=settings.sampling.cfg,
-                                       top_k=settings.sampling.top_k, top_p=settings.sampling.top_p,
+                result = generator.run([job.label for job in batch], seed=settings.seed, sampling=settings.sampling,
                                        amp=settings.amp, indices=[job.index for job in batch])
                 writer.submit(batch, result.images)
         seconds = time.perf_counter() - start

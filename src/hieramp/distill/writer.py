@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from ..errors import UserError
-from ..runtime.images import encode_png, to_uint8, write_atomic
+from ..files import write_atomic
+from ..runtime.images import encode_png, to_uint8
 
 OK, BLANK, NONFINITE = "ok", "blank", "nonfinite"
 

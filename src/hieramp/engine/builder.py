@@ -18,21 +18,18 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from .. import trt_import
 from ..errors import UserError
 from ..export.amp_function import OP_NAME
+from ..export.graphs import EVERY_SCALE, PER_IMAGE, graph_files, graph_kind, graph_names
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
-from ..model.checkpoint import sha256_of
-from ..runtime.images import write_atomic
-from ..runtime.loop import SamplingParams
-from ..staged_dir import staged_directory
-from . import trt_import
+from ..files import sha256_of, staged_directory, write_atomic
+from ..model.sampling import SamplingParams
+from ..trt_import import TENSORRT, TensorRT
 from .manifest import EngineManifest, gpu_entry
-from .trt_import import TENSORRT, TensorRT
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-PER_SCALE = ("step", "sample")          # profiles per (batch bucket, scale)
-PER_IMAGE = ("update", "decode")        # one batch-1 profile
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,12 @@ def batch_buckets(batch_sizes) -> list:
 
 
 def graph_profiles(graph: str, inputs: list, patch_nums, vocab: int, batch_sizes) -> list:
-    """Profiles of one graph. `inputs`: (name, dims, dim names, is shape tensor) per network input."""
-    kind = graph.split("_")[0]
+    """Profiles of one graph: per batch bucket and, for the graphs that serve every scale, per
+    scale; one batch-1 profile for the per-image graphs. `inputs`: (name, dims, dim names, is
+    shape tensor) per network input."""
+    kind, _ = graph_kind(graph)
     buckets = [(1, 1)] if kind in PER_IMAGE else batch_buckets(batch_sizes)
-    scales = range(len(patch_nums)) if kind in PER_SCALE else [None]
+    scales = range(len(patch_nums)) if kind in EVERY_SCALE else [None]
     profiles = []
     for lo, hi in buckets:
         for scale in scales:
@@ -158,12 +157,11 @@ class _Builder:
 
     def build_all(self, staging: Path, progress: bool):
         S = len(self.patch_nums)
-        names = ["condition", "step", "sample", *(f"update_{s}" for s in range(S)), "decode"]
         profiles, amp_op = {}, None
-        bar = tqdm(names, desc="build", unit="engine", disable=not progress)
+        bar = tqdm(graph_names(S), desc="build", unit="engine", disable=not progress)
         for name in bar:
             bar.set_postfix_str(name)
-            network, parser, plugin_layers = self._parse(self.export.graph(*_graph_key(name)))
+            network, parser, plugin_layers = self._parse(self.export.graph(*graph_kind(name)))
             inputs = [(t.name, tuple(t.shape), [t.get_dimension_name(i) for i in range(len(t.shape))], t.is_shape_tensor)
                       for t in (network.get_input(i) for i in range(network.num_inputs))]
             graph_profile = graph_profiles(name, inputs, self.patch_nums, self.vocab, self.batch_sizes)
@@ -176,9 +174,7 @@ class _Builder:
                 amp_op = self._amp_form(plugin_layers)
         if self.timing_cache is not None:
             write_atomic(self.timing_cache_path, bytes(self.timing_cache.serialize()))
-        engines = {"condition": "condition.engine", "step": "step.engine", "sample": "sample.engine",
-                   "update": [f"update_{s}.engine" for s in range(S)], "decode": "decode.engine"}
-        return engines, profiles, amp_op
+        return graph_files(S, ".engine"), profiles, amp_op
 
     def _amp_form(self, plugin_layers: int):
         layers = self.export.amp_layers
@@ -234,12 +230,6 @@ class _Builder:
         if plan is None:
             raise RuntimeError(f"{self.tensorrt.name} could not build {name}: {'; '.join(self.log.errors[-3:])}")
         return plan
-
-
-def _graph_key(name: str):
-    """Graph name -> ExportManifest.graph arguments: "update_3" -> ("update", 3)."""
-    kind, _, scale = name.partition("_")
-    return (kind, int(scale)) if scale else (kind,)
 
 
 def _logger(trt):

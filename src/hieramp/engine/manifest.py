@@ -13,7 +13,7 @@ import torch
 from ..directory_manifest import MANIFEST, DirectoryManifest
 from ..errors import UserError
 from ..export.manifest import ExportManifest, model_entry
-from .trt_import import TENSORRT_RTX, TensorRT
+from ..trt_import import TENSORRT_RTX, TensorRT
 
 AHEAD_OF_TIME = "ahead-of-time, no GPU"
 RTX_MIN_CAPABILITY = (8, 0)     # TensorRT-RTX's default targets; Turing (7.5) needs an explicit build

@@ -1,4 +1,4 @@
-"""The `hieramp::TopKBiasAttention` node and its ONNX local function (DESIGN.md, "The amplification op").
+"""The `hieramp::TopKBiasAttention` node and its ONNX local function (docs/design.md, "The amplification op").
 
 The function body uses standard ONNX ops only, so any runtime runs it after inlining. A model
 carries one body, written for the export's mode: ONNX has no way to branch on a string
@@ -15,15 +15,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ..model.amp_op import MODES, k_sel
+
 DOMAIN = "hieramp"
 OP_NAME = "TopKBiasAttention"
 OP_VERSION = 1
-NEUTRAL_BETA = {"logit": 0.0, "weight": 1.0}  # beta that gives plain scale-restricted attention
-
-
-def k_sel(rho: float, n: int) -> int:
-    """k_sel as the reference computes it: max(1, floor(rho * n)) in float64."""
-    return max(1, math.floor(float(rho) * n))
+INDICATOR = "topk_indicator"   # the indicator a inside the function body (hieramp compare reads it)
 
 
 def graph_rho(rho: float, n: int) -> np.float32:
@@ -72,11 +69,11 @@ class _Body:
 def function_proto(mode: str, opset: int) -> onnx.FunctionProto:
     """TopKBiasAttention(q, k, v, beta, rho) -> o, attributes scale (float) and mode (string).
 
-    Shapes as in DESIGN.md: q (B, H, Lq, D), k and v (B, H, P + Lq, D), beta and rho float32
+    Shapes as in docs/design.md: q (B, H, Lq, D), k and v (B, H, P + Lq, D), beta and rho float32
     scalars; o (B, H, Lq, D) float32. Computed in float32 whatever the input type.
     """
-    if mode not in NEUTRAL_BETA:
-        raise ValueError(f"mode must be one of {tuple(NEUTRAL_BETA)}, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     f = _Body(opset)
     F32 = TensorProto.FLOAT
     q, k, v = (f("Cast", x, to=F32) for x in ("q", "k", "v"))
@@ -108,7 +105,7 @@ def function_proto(mode: str, opset: int) -> onnx.FunctionProto:
     before = f("Or", f("Greater", m_i, m_j), f("And", f("Equal", m_i, m_j), lower))  # (B, n, n)
     rank = f("ReduceSum", f("Cast", before, to=TensorProto.INT64), axis1, keepdims=0)  # (B, n)
     k_sel_ = f("Max", f("Cast", f("Floor", f("Mul", rho, f("Cast", n, to=F32))), to=TensorProto.INT64), one)
-    a = f("Cast", f("Less", rank, k_sel_), to=F32, name="topk_indicator")            # (B, n)
+    a = f("Cast", f("Less", rank, k_sel_), to=F32, name=INDICATOR)            # (B, n)
 
     # a over all P + Lq keys: zero at the cached keys and at the class key.
     pads = f("Concat", axis0, f("Unsqueeze", P, axis0), f.const([0, 1]), axis=0)

@@ -8,18 +8,19 @@ from .amp_function import DOMAIN, OP_NAME
 
 class TopKBiasAttentionNode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, beta, rho, scale: float, mode: str):
-        return topk_bias_attention(q, k, v, beta, rho, scale, mode)
+    def forward(ctx, q, k, v, beta, rho, softmax_scale: float, mode: str):
+        return topk_bias_attention(q, k, v, beta, rho, softmax_scale, mode)
 
     @staticmethod
-    def symbolic(g, q, k, v, beta, rho, scale: float, mode: str):
-        out = g.op(f"{DOMAIN}::{OP_NAME}", q, k, v, beta, rho, scale_f=float(scale), mode_s=mode)
+    def symbolic(g, q, k, v, beta, rho, softmax_scale: float, mode: str):
+        out = g.op(f"{DOMAIN}::{OP_NAME}", q, k, v, beta, rho, scale_f=float(softmax_scale), mode_s=mode)
         out.setType(q.type().with_dtype(torch.float32))  # (B, H, Lq, D) float32, like the reference
         return out
 
 
 def amp_attention(beta, rho, mode: str):
-    """An `attention(q, k, v, scale)` for the amplified blocks, with beta and rho graph inputs."""
-    def attention(q, k, v, scale):
-        return TopKBiasAttentionNode.apply(q, k, v, beta, rho, scale, mode)
+    """An `attention(q, k, v, softmax_scale)` for the amplified blocks, with beta and rho graph inputs
+    (the node's `scale` attribute is the softmax scale)."""
+    def attention(q, k, v, softmax_scale):
+        return TopKBiasAttentionNode.apply(q, k, v, beta, rho, softmax_scale, mode)
     return attention

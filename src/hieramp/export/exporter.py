@@ -1,7 +1,7 @@
 """`export_model`: a HierAmpModel -> an export directory of ONNX graphs and manifest.json.
 
-Graphs (DESIGN.md, data flow): condition, step (one graph for every scale), sample, update_{s}
-per scale, decode. The directory is built under a temporary name and renamed into place at the
+Graphs (`graphs.graph_names`, docs/design.md "Data flow"): condition, step (one graph for every
+scale), sample, update_<s> per scale, decode. The directory is built under a temporary name and renamed into place at the
 end, so a failed export leaves nothing half-written.
 """
 import copy
@@ -15,12 +15,11 @@ import torch
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..files import sha256_of, staged_directory
 from ..model.amp_config import AmpConfig, default_amp_layers
-from ..model.checkpoint import sha256_of
-from ..staged_dir import staged_directory
 from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
-from .graphs import ConditionGraph, DecodeGraph, StepGraph, UpdateGraph
+from .graphs import graph_files, graph_names, traceable
 from .manifest import ExportManifest, model_entry
 from .resize_patch import resize_as_matrices
 from .sample_graph import sample_model
@@ -29,7 +28,6 @@ OPSETS = range(17, 21)            # LayerNormalization needs 17; 20 is the Torch
 DEFAULT_OPSET = 18
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 OP_FORMS = ("function", "plugin")
-TRACE_BATCH = 2                   # not 1, so that no batch axis is traced as a broadcastable 1
 
 
 def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch):
@@ -85,55 +83,22 @@ def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="functio
 
 
 def _export_graphs(model, staging, amp_layers, amp_mode, op_form, opset, dtype, progress) -> dict:
-    cfg = model.cfg
-    S = cfg.num_scales
-    names = ["condition", "step", "sample", *(f"update_{s}" for s in range(S)), "decode"]
-    bar = tqdm(names, desc="export", unit="graph", disable=not progress)
+    S = model.cfg.num_scales
+    bar = tqdm(graph_names(S), desc="export", unit="graph", disable=not progress)
     for name in bar:
         bar.set_postfix_str(name)
         path = staging / f"{name}.onnx"
         if name == "sample":
-            onnx_files.save(sample_model(cfg.vae.vocab_size, opset), path)
+            onnx_files.save(sample_model(model.cfg.vae.vocab_size, opset), path)
         else:
-            module, spec, args = _graph(model, name, amp_layers, amp_mode, dtype)
+            module, spec, args = traceable(model, name, amp_layers, amp_mode, dtype)
             traced = _trace(module, spec, args, opset, staging.parent)
             if name == "step" and amp_layers:
                 _finish_amp_nodes(traced, amp_layers, amp_mode, op_form, opset)
             onnx_files.apply_spec(traced, spec)
             onnx_files.save(traced, path)
         onnx_files.check(path)
-    return {"condition": "condition.onnx", "step": "step.onnx", "sample": "sample.onnx",
-            "update": [f"update_{s}.onnx" for s in range(S)], "decode": "decode.onnx"}
-
-
-def _graph(model, name, amp_layers, amp_mode, dtype):
-    """The module, its spec and example inputs for one graph."""
-    var, cfg = model.var, model.cfg
-    B = TRACE_BATCH
-    gen = torch.Generator().manual_seed(0)
-    if name == "condition":
-        return ConditionGraph(var), ConditionGraph.spec(cfg, dtype), (torch.arange(B),)
-    if name == "decode":
-        return DecodeGraph(model.vae), DecodeGraph.spec(cfg, dtype), (_fhat(cfg, B, dtype, gen),)
-    if name == "step":
-        si = cfg.num_scales // 2          # n > 1 and P > 0, so neither is traced as a special case
-        n, P = cfg.patch_nums[si] ** 2, cfg.scale_offsets[si]
-        with torch.no_grad():
-            cond = var.condition(torch.arange(B))
-        caches = [torch.randn(2 * B, cfg.num_heads, cfg.seq_len + 1, cfg.head_dim, generator=gen).to(dtype)
-                  for _ in range(2 * cfg.depth)]   # distinct tensors: the tracer tells inputs apart by identity
-        scalars = [torch.tensor(si), torch.tensor(P), torch.tensor(5.0), torch.tensor(0.5), torch.tensor(1.0)]
-        args = (torch.randn(2 * B, n, cfg.embed_dim, generator=gen).to(dtype), torch.stack(cond.block_mods, 1),
-                cond.head_mod, *scalars, *caches)
-        return StepGraph(var, amp_layers, amp_mode), StepGraph.spec(cfg, dtype), args
-    si = int(name.split("_")[1])
-    ids = torch.randint(cfg.vae.vocab_size, (B, cfg.patch_nums[si] ** 2), generator=gen)
-    return UpdateGraph(model, si), UpdateGraph.spec(cfg, dtype, si), (ids, _fhat(cfg, B, dtype, gen))
-
-
-def _fhat(cfg, B, dtype, gen):
-    side = cfg.patch_nums[-1]
-    return torch.randn(B, cfg.vae.Cvae, side, side, generator=gen).to(dtype)
+    return graph_files(S, ".onnx")
 
 
 def _trace(module, spec, args, opset, scratch_parent: Path) -> onnx.ModelProto:

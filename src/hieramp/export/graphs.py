@@ -1,4 +1,8 @@
-"""The torch modules that become the exported graphs, each with its declarative I/O spec.
+"""The graph I/O contract: which graphs an export holds and their files, the torch modules that
+become them with their declarative I/O specs and example inputs, and what a runtime feeds the
+step graph and does with its outputs (the write-back of new keys, the guidance rows of the next
+scale's input). The exporter, the engine builder and the ONNX Runtime and TensorRT backends all
+read it from here (docs/design.md, "The graph I/O contract").
 
 Letters as in model/var.py; `batch2` is the guidance-doubled batch 2B. Dimensions given as
 names are dynamic in the graph, numbers are static.
@@ -6,13 +10,49 @@ names are dynamic in the graph, numbers are static.
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.amp_op import NEUTRAL_BETA
 from ..model.sampling import guide
 from ..model.var import block_attention
+from .amp_function import graph_rho
 from .amp_node import amp_attention
+
+PER_SCALE = "update"              # the one kind with a graph per scale: update_<s>
+EVERY_SCALE = ("step", "sample")  # one graph serves every scale: n (and P) change from scale to scale
+PER_IMAGE = ("update", "decode")  # run at batch 1, one image at a time (docs/design.md, "Guidance, sampling, seeds")
+TRACE_BATCH = 2                   # not 1, so that no batch axis is traced as a broadcastable 1
+
+
+def graph_names(num_scales: int) -> list:
+    """Every graph of an export, in export order: condition, step, sample, update_<s>, decode."""
+    return ["condition", "step", "sample", *(graph_name(PER_SCALE, s) for s in range(num_scales)), "decode"]
+
+
+def graph_name(kind: str, scale: Optional[int] = None) -> str:
+    return kind if scale is None else f"{kind}_{scale}"
+
+
+def graph_kind(name: str) -> tuple:
+    """Graph name -> (kind, scale or None): "update_3" -> ("update", 3), "step" -> ("step", None)."""
+    kind, _, scale = name.partition("_")
+    return kind, int(scale) if scale else None
+
+
+def graph_files(num_scales: int, suffix: str) -> dict:
+    """The manifest entry naming each graph's file (".onnx" in an export, ".engine" in an engine
+    directory): kind -> file, and for the per-scale kind a list by scale."""
+    files = {}
+    for name in graph_names(num_scales):
+        kind, scale = graph_kind(name)
+        if scale is None:
+            files[kind] = name + suffix
+        else:
+            files.setdefault(kind, []).append(name + suffix)
+    return files
 
 
 @dataclass(frozen=True)
@@ -32,7 +72,7 @@ class GraphSpec:
         return {t.name: {i: d for i, d in enumerate(t.dims) if isinstance(d, str)} for t in self.inputs + self.outputs}
 
 
-def restricted_attention(q, k, v, scale):
+def restricted_attention(q, k, v, softmax_scale):
     """`model.amp_op.scale_restricted_attention` in traceable form: the class-row mask comes from
     index comparisons (dynamic shapes), not from an in-place write into a zero mask."""
     Lq, Lk = q.shape[2], k.shape[2]
@@ -40,12 +80,37 @@ def restricted_attention(q, k, v, scale):
     cached_key = torch.arange(Lk, device=q.device) < Lk - Lq
     hidden = class_row[:, None] & cached_key[None, :]                                 # (Lq, Lk)
     mask = torch.zeros((), dtype=q.dtype, device=q.device).masked_fill(hidden, float("-inf"))
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=softmax_scale)
 
 
 def cache_names(depth: int, prefix: str) -> list:
-    """Per block K then V: `{prefix}_k.0, {prefix}_v.0, {prefix}_k.1, ...`."""
+    """Per block K then V: `{prefix}_k.0, {prefix}_v.0, {prefix}_k.1, ...` (the step graph's
+    `cache` inputs and `new` outputs)."""
     return [f"{prefix}_{kv}.{i}" for i in range(depth) for kv in "kv"]
+
+
+def cache_feeds(cache) -> dict:
+    """The step graph's cache inputs: the whole static buffers of a `KVCache`, by name."""
+    buffers = [b for layer in range(len(cache.k)) for b in (cache.k[layer], cache.v[layer])]
+    return dict(zip(cache_names(len(cache.k), "cache"), buffers))
+
+
+def write_new_keys(cache, past_len: int, new_kv: list):
+    """Write the step graph's `new` outputs (in `cache_names` order, each (2B, H, n, D)) into the
+    cache at the scale's offset P, where the next scales' steps read them."""
+    for layer in range(len(cache.k)):
+        n = new_kv[2 * layer].shape[2]
+        cache.k[layer][:, :, past_len:past_len + n].copy_(new_kv[2 * layer])
+        cache.v[layer][:, :, past_len:past_len + n].copy_(new_kv[2 * layer + 1])
+
+
+def step_scalars(plan, amp_mode: Optional[str], si: int, n: int, beta: float, rho: float, t: float) -> dict:
+    """The step graph's float32 scalar inputs at scale si. The op node runs at every scale, so a
+    scale the plan does not amplify gets the neutral beta of the export's mode; rho is moved to
+    the float32 that gives the reference's k_sel (`graph_rho`)."""
+    if plan is None or not plan.active(si):
+        beta = NEUTRAL_BETA[amp_mode or "logit"]
+    return {"beta": np.float32(beta), "rho": graph_rho(rho, n), "cfg_t": np.float32(t)}
 
 
 class ConditionGraph(nn.Module):
@@ -83,27 +148,28 @@ class StepGraph(nn.Module):
         else:
             self.cls_table = None
 
-    def forward(self, tokens, block_mods, head_mod, scale, past_len, beta, rho, cfg_t, *caches):
+    def forward(self, tokens, block_mods, head_mod, si, past_len, beta, rho, t, *caches):
+        """Inputs in spec order; the graph names `si` "scale" and the guidance weight `t` "cfg_t"."""
         n = tokens.shape[1]
         x = tokens                                                                    # (2B, n, C)
         if self.cls_table is not None:
-            cls = self.cls_table[scale].to(x.dtype).expand(x.shape[0], 1, -1)         # (2B, 1, C)
+            cls = self.cls_table[si].to(x.dtype).expand(x.shape[0], 1, -1)            # (2B, 1, C)
             x = torch.cat((x, cls), 1)                                                # (2B, n + 1, C)
         new_kv = []
         for layer, block in enumerate(self.var.blocks):
             attend = self._attend(layer, caches[2 * layer], caches[2 * layer + 1], past_len, n, beta, rho, new_kv)
             x = block(x, block_mods[:, layer], attend)
-        return (guide(self.var.logits(x[:, :n], head_mod), cfg_t), *new_kv)
+        return (guide(self.var.logits(x[:, :n], head_mod), t), *new_kv)
 
     def _attend(self, layer, cache_k, cache_v, past_len, n, beta, rho, new_kv):
         amplified = amp_attention(beta, rho, self.amp_mode) if self.amp_layers else None
         attention = block_attention(layer, self.cls_table is not None, amplified, self.amp_layers, restricted_attention)
 
-        def attend(q, k, v, scale):
+        def attend(q, k, v, softmax_scale):
             new_kv.extend((k[:, :, :n], v[:, :, :n]))                                 # spatial keys only
             k = torch.cat((cache_k[:, :, :past_len], k), 2)                          # (2B, H, P + Lq, D)
             v = torch.cat((cache_v[:, :, :past_len], v), 2)
-            return attention(q, k, v, scale).to(q.dtype)
+            return attention(q, k, v, softmax_scale).to(q.dtype)
         return attend
 
     @staticmethod
@@ -142,8 +208,20 @@ class UpdateGraph(nn.Module):
         outputs = (TensorSpec("f_hat_out", f_hat, dtype),)
         if si != cfg.num_scales - 1:
             outputs += (TensorSpec("tokens", ("batch2", cfg.patch_nums[si + 1] ** 2, cfg.embed_dim), dtype),)
-        return GraphSpec(f"update_{si}", (TensorSpec("ids", ("batch", cfg.patch_nums[si] ** 2), torch.int64),
+        return GraphSpec(graph_name(PER_SCALE, si), (TensorSpec("ids", ("batch", cfg.patch_nums[si] ** 2), torch.int64),
                                           TensorSpec("f_hat", f_hat, dtype)), outputs)
+
+
+def guidance_rows(image_tokens_B2nC: torch.Tensor, out: torch.Tensor = None) -> torch.Tensor:
+    """The next scale's input (2B, n', C) from the update graph's per-image outputs: run on one
+    image, it returns (2, n', C), the image's conditional row then its unconditional one; the
+    step graph takes all conditional rows, then all unconditional ones. Into `out` if given."""
+    B = image_tokens_B2nC.shape[0]
+    if out is None:
+        return torch.cat((image_tokens_B2nC[:, 0], image_tokens_B2nC[:, 1]))
+    out[:B].copy_(image_tokens_B2nC[:, 0])
+    out[B:].copy_(image_tokens_B2nC[:, 1])
+    return out
 
 
 class DecodeGraph(nn.Module):
@@ -161,3 +239,35 @@ class DecodeGraph(nn.Module):
         side, size = cfg.patch_nums[-1], cfg.vae.image_size
         return GraphSpec("decode", (TensorSpec("f_hat", ("batch", cfg.vae.Cvae, side, side), dtype),),
                          (TensorSpec("images", ("batch", 3, size, size), torch.float32),))
+
+
+def traceable(model, name: str, amp_layers, amp_mode, dtype):
+    """The module, its spec and example inputs (batch TRACE_BATCH) for the graph `name`."""
+    var, cfg = model.var, model.cfg
+    B = TRACE_BATCH
+    gen = torch.Generator().manual_seed(0)
+    kind, si = graph_kind(name)
+    if kind == "condition":
+        return ConditionGraph(var), ConditionGraph.spec(cfg, dtype), (torch.arange(B),)
+    if kind == "decode":
+        return DecodeGraph(model.vae), DecodeGraph.spec(cfg, dtype), (_example_fhat(cfg, B, dtype, gen),)
+    if kind == "step":
+        si = cfg.num_scales // 2          # n > 1 and P > 0, so neither is traced as a special case
+        n, P = cfg.patch_nums[si] ** 2, cfg.scale_offsets[si]
+        with torch.no_grad():
+            cond = var.condition(torch.arange(B))
+        caches = [torch.randn(2 * B, cfg.num_heads, cfg.seq_len + 1, cfg.head_dim, generator=gen).to(dtype)
+                  for _ in range(2 * cfg.depth)]   # distinct tensors: the tracer tells inputs apart by identity
+        scalars = [torch.tensor(si), torch.tensor(P), torch.tensor(5.0), torch.tensor(0.5), torch.tensor(1.0)]
+        args = (torch.randn(2 * B, n, cfg.embed_dim, generator=gen).to(dtype), torch.stack(cond.block_mods, 1),
+                cond.head_mod, *scalars, *caches)
+        return StepGraph(var, amp_layers, amp_mode), StepGraph.spec(cfg, dtype), args
+    if kind != PER_SCALE:
+        raise ValueError(f"no traceable module for graph {name!r}")
+    ids = torch.randint(cfg.vae.vocab_size, (B, cfg.patch_nums[si] ** 2), generator=gen)
+    return UpdateGraph(model, si), UpdateGraph.spec(cfg, dtype, si), (ids, _example_fhat(cfg, B, dtype, gen))
+
+
+def _example_fhat(cfg, B, dtype, gen):
+    side = cfg.patch_nums[-1]
+    return torch.randn(B, cfg.vae.Cvae, side, side, generator=gen).to(dtype)

@@ -1,5 +1,4 @@
 """Loading the official checkpoint files as they are, with the configuration read from the keys."""
-import hashlib
 import pickle
 import re
 from dataclasses import replace
@@ -9,6 +8,7 @@ import torch
 
 from .. import checks
 from ..errors import UserError
+from ..files import sha256_of
 from .bundle import HierAmpModel, ModelSource
 from .config import VARConfig, VQVAEConfig
 from .var import VAR
@@ -18,14 +18,6 @@ from .vqvae import VQVAE
 IGNORED_VAR_KEYS = re.compile(r"^class_head\.(weight|bias)$")
 # How torch.save files start: its zip format, or a pickle (the legacy format).
 CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path, trust_checkpoint=False) -> dict:

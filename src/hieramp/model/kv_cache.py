@@ -17,12 +17,12 @@ class KVCache:
         return cls(cfg.depth, batch, cfg.num_heads, cfg.seq_len, cfg.head_dim, dtype, device)
 
     def attend(self, layer, offset, attention):
-        """An `attend(q, k, v, scale)` for one block at scale offset P: writes the new keys and
+        """An `attend(q, k, v, softmax_scale)` for one block at softmax_scale offset P: writes the new keys and
         values at P and attends over the cache's first P + Lq positions (views, no copies)."""
-        def attend(q, k, v, scale):
+        def attend(q, k, v, softmax_scale):
             end = offset + k.shape[2]
             self.k[layer][:, :, offset:end] = k
             self.v[layer][:, :, offset:end] = v
-            out = attention(q, self.k[layer][:, :, :end], self.v[layer][:, :, :end], scale)
+            out = attention(q, self.k[layer][:, :, :end], self.v[layer][:, :, :end], softmax_scale)
             return out.to(q.dtype)
         return attend

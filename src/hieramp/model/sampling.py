@@ -3,13 +3,35 @@
 The inverse CDF walks the tokens in descending-logit order (stable: ties keep the lower index),
 the same order a sorted TopK yields, so every backend draws the same token from the same noise.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
+from .. import checks
 
-def guidance_scales(cfg: float, num_scales: int):
-    """t_s = cfg * s / (S - 1): guidance grows linearly over the scales."""
-    return [cfg * s / max(num_scales - 1, 1) for s in range(num_scales)]
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What decides how tokens are drawn from the guided logits (besides the seed)."""
+    guidance: float = 4.0    # classifier-free guidance weight at the last scale (t_s ramps up to it)
+    top_k: int = 900         # 0: no top-k filter
+    top_p: float = 0.95      # 1: no top-p filter
+
+    def __post_init__(self):
+        checks.cfg(self.guidance)
+        checks.top_k(self.top_k)
+        checks.top_p(self.top_p)
+
+    def record(self) -> dict:
+        """As run.json, manifest lines and reports write it: the guidance weight under its
+        command-line name `cfg`, so that files written before the rename still match."""
+        return {"cfg": self.guidance, "top_k": self.top_k, "top_p": self.top_p}
+
+
+def guidance_scales(guidance: float, num_scales: int):
+    """t_s = guidance * s / (S - 1): guidance grows linearly over the scales."""
+    return [guidance * s / max(num_scales - 1, 1) for s in range(num_scales)]
 
 
 def guide(logits_2BnV, t):

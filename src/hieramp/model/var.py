@@ -25,7 +25,7 @@ class SelfAttention(nn.Module):
         self.num_heads, self.head_dim = H, C // H
         self.l2_norm = cfg.attn_l2_norm
         # With l2-normalised q and k the per-head temperature lives in scale_mul_1H11.
-        self.scale = 1.0 if cfg.attn_l2_norm else 0.25 / math.sqrt(self.head_dim)
+        self.softmax_scale = 1.0 if cfg.attn_l2_norm else 0.25 / math.sqrt(self.head_dim)
         if cfg.attn_l2_norm:
             self.scale_mul_1H11 = nn.Parameter(torch.full((1, H, 1, 1), 4.0).log())
         self.q_bias = nn.Parameter(torch.zeros(C))
@@ -86,7 +86,7 @@ class AdaLNBlock(nn.Module):
     def forward(self, x_BLC, mod_B6C, attend: Callable):
         gamma1, gamma2, scale1, scale2, shift1, shift2 = mod_B6C.unsqueeze(2).unbind(1)   # (B, 1, C) each
         q, k, v = self.attn.qkv(self.norm(x_BLC) * (1 + scale1) + shift1)
-        x_BLC = x_BLC + self.attn.out(attend(q, k, v, self.attn.scale)) * gamma1
+        x_BLC = x_BLC + self.attn.out(attend(q, k, v, self.attn.softmax_scale)) * gamma1
         return x_BLC + self.ffn(self.norm(x_BLC) * (1 + scale2) + shift2) * gamma2
 
 
@@ -110,9 +110,9 @@ class SharedAdaLin(nn.Linear):
     pass
 
 
-def cached_attention(q, k, v, scale):
+def cached_attention(q, k, v, softmax_scale):
     """Plain VAR at inference: a scale's tokens see every cached key and each other."""
-    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, scale=softmax_scale)
 
 
 def block_attention(layer: int, with_cls: bool, amp_attention: Optional[Callable], amp_layers,
@@ -126,7 +126,7 @@ def block_attention(layer: int, with_cls: bool, amp_attention: Optional[Callable
 
 @dataclass
 class Conditioning:
-    """Everything that depends only on the labels, computed once per batch (DESIGN: speed principles)."""
+    """Everything that depends only on the labels, computed once per batch (docs/design.md, "Speed principles")."""
     block_mods: list          # per block (2B, 6, C)
     head_mod: torch.Tensor    # (2B, 2, C)
     sos: torch.Tensor         # (2B, first_l, C): the input of scale 0
@@ -208,7 +208,7 @@ class VAR(nn.Module):
     def step(self, si: int, x_BnC, cond: Conditioning, cache, amp_attention: Optional[Callable], amp_layers=()):
         """One scale through all blocks with the KV cache; returns unguided logits (2B, n, V).
 
-        `amp_attention(q, k, v, scale)` is used at the blocks in `amp_layers` (None: no amplification).
+        `amp_attention(q, k, v, softmax_scale)` is used at the blocks in `amp_layers` (None: no amplification).
         """
         n = x_BnC.shape[1]
         with_cls = si in self.cfg.cls_token_scales
@@ -254,8 +254,8 @@ class VAR(nn.Module):
             x[:, is_cls] = torch.cat([self.cls_tokens[str(s)][0] for s in self.cfg.cls_token_scales]).to(x.dtype)
         mask = self.training_mask(x.device).to(x.dtype)
 
-        def attend(q, k, v, scale):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        def attend(q, k, v, softmax_scale):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=softmax_scale)
 
         for block, mod in zip(self.blocks, cond.block_mods):
             x = block(x, mod, attend)

@@ -1,14 +1,11 @@
 """Triton kernel(s) for the fused amplification op, their ahead-of-time compilation, and the
-TensorRT plugin `hieramp::TopKBiasAttention`, registered on import where TensorRT allows it.
+TensorRT plugin `hieramp::TopKBiasAttention`. Importing this package registers nothing: the
+engine builder registers the plugin (`trt_plugin.register_if_available`) when it needs it.
 
 `topk_bias_attention` is imported on first use: triton is optional, and TRITON_INTERPRET (CPU
 runs) must be set before triton is first imported.
 """
-from .trt_plugin import register_if_available
-
 __all__ = ["topk_bias_attention"]
-
-register_if_available()
 
 
 def __getattr__(name):

@@ -1,10 +1,13 @@
-"""Ahead-of-time compilation of the TopKBiasAttention kernel to cubin, without a GPU.
+"""Ahead-of-time compilation of the TopKBiasAttention kernel to PTX (and cubin), without a GPU.
 
-The TensorRT plugin embeds `CompiledKernel.cubin` and launches `CompiledKernel.name` with
-grid (B * H, cdiv(n + 1, block_m)), `num_warps * 32` threads and `shared_bytes` of dynamic
-shared memory. Kernel parameters, in order: q, k, v (dtype), o (float32), beta, rho (float32
-device scalars), H, n, P (int32), then Triton's two scratch pointers (pass null: both scratch
-sizes are 0). Requires n <= n_max and 16-byte aligned q, k, v, o.
+The TensorRT plugin (`trt_plugin`) hands TensorRT `CompiledKernel.ptx`, with its entry parameters
+reordered to TensorRT's launch order by `trt_plugin.trt_entry_ptx`, and launches
+`CompiledKernel.name` with grid (B * H, cdiv(n + 1, block_m)), `num_warps * 32` threads and
+`shared_bytes` of dynamic shared memory. The cubin is what ptxas makes of that PTX: the tests
+check it, and its register and spill counts are reported here. Kernel parameters, in the
+kernel's order: q, k, v (dtype), o (float32), beta, rho (float32 device scalars), H, n, P
+(int32), then Triton's two scratch pointers (unused: both scratch sizes are 0, and
+`trt_entry_ptx` drops them). Requires n <= n_max and 16-byte aligned q, k, v, o.
 """
 import os
 import pickle

@@ -1,4 +1,4 @@
-"""Triton kernel for the `TopKBiasAttention` op (DESIGN.md, "The amplification op").
+"""Triton kernel for the `TopKBiasAttention` op (docs/design.md, "The amplification op").
 
 One launch, grid (B * H, cdiv(Lq, BLOCK_M)). Each program owns BLOCK_M query rows of one
 (batch, head) and first recomputes its batch element's saliency over all heads (H * n dot
@@ -188,7 +188,7 @@ def _check(q, k, v, mode):
         raise ValueError(f"tensors on {q.device} need TRITON_INTERPRET=1 set before triton is imported")
 
 
-def topk_bias_attention(q, k, v, beta, rho, scale, mode="logit"):
+def topk_bias_attention(q, k, v, beta, rho, softmax_scale, mode="logit"):
     """TopKBiasAttention with the reference's signature; output float32 (B, H, Lq, D).
 
     q (B, H, n + 1, D), k and v (B, H, P + n + 1, D), float32/float16/bfloat16, D in HEAD_DIMS.
@@ -204,5 +204,5 @@ def topk_bias_attention(q, k, v, beta, rho, scale, mode="logit"):
     grid = (B * H, triton.cdiv(Lq, config["BLOCK_M"]))
     topk_bias_attention_kernel[grid](
         q, k, v, out, _scalar(beta, "beta", q.device), _scalar(rho, "rho", q.device), H, n, P,
-        SCALE=float(scale), MODE=mode, HEAD_DIM=D, **config)
+        SCALE=float(softmax_scale), MODE=mode, HEAD_DIM=D, **config)
     return out

@@ -1,10 +1,12 @@
-"""The TensorRT plugin `hieramp::TopKBiasAttention` (DESIGN.md, "The amplification op").
+"""The TensorRT plugin `hieramp::TopKBiasAttention` (docs/design.md, "The amplification op").
 
-Registered with TensorRT's decorator API (`tensorrt.plugin`, TensorRT >= 10.6) when
-`hieramp.plugins` is imported and TensorRT is installed; nothing is imported before that. The
-implementation is ahead of time: at build time TensorRT receives the PTX of the Triton kernel
-(`plugins.aot`, compiled for the build GPU) and its launch parameters, and embeds them in the
-engine, so running the engine needs no Python. Attributes `scale` and `mode` are fixed at build
+Registered with TensorRT's decorator API (`tensorrt.plugin`, TensorRT >= 10.6) by
+`register_if_available`, which the engine builder calls before parsing an export with op nodes;
+nothing is imported or registered before that. The implementation is ahead of time: at build
+time TensorRT receives the PTX of the Triton kernel (`plugins.aot`, compiled for the build GPU's
+architecture) and its launch parameters, and embeds them in the engine, so running the engine
+needs no Python. PTX, not the cubin: the driver compiles the PTX for the GPU the engine runs on,
+so the sm_80 PTX also serves GPUs newer than the build's (`_arch`). Attributes `scale` and `mode` are fixed at build
 time; `beta` and `rho` stay inputs (device scalars).
 
 TensorRT launches an AOT kernel with its inputs, then the extra scalar arguments, then its
@@ -20,7 +22,7 @@ import importlib.util
 import re
 from typing import Optional
 
-from ..engine.trt_import import TENSORRT, try_flavour
+from ..trt_import import TENSORRT, try_flavour
 
 PLUGIN_ID = "hieramp::TopKBiasAttention"
 # Kernel parameters in the kernel's order (plugins/aot.py) and in TensorRT's launch order.

@@ -6,9 +6,9 @@ import torch
 from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
-from ..model.sampling import batch_noise
+from ..model.sampling import SamplingParams, batch_noise
 from .backends import backend_class
-from .loop import SamplingParams, run_scales
+from .loop import run_scales
 
 
 def default_indices(labels):
@@ -41,12 +41,21 @@ class Generator:
             raise UserError("no labels given: pass at least one class")
         return labels
 
-    def run(self, labels, seed=0, cfg=4.0, top_k=900, top_p=0.95, amp=AmpConfig(), forced_tokens=None,
-            return_logits=False, indices=None):
+    def check(self, batch_size: int, amp=AmpConfig()):
+        """Refuse, before any work, settings this backend cannot run: amplification its export or
+        engines do not hold, batches larger than its engines."""
+        self.backend.check(batch_size, amp.resolve(self.cfg) if amp is not None else None)
+
+    def run(self, labels, seed=0, cfg=None, top_k=None, top_p=None, amp=AmpConfig(), forced_tokens=None,
+            return_logits=False, indices=None, sampling: SamplingParams = None):
         """Generate one image per label. Image i's noise comes from (seed, labels[i], indices[i]);
-        `indices` defaults to each label's occurrence count within `labels`."""
+        `indices` defaults to each label's occurrence count within `labels`. Sampling settings
+        come as `sampling=SamplingParams(...)` or as the keywords `cfg` (the guidance weight,
+        named as on the command line), `top_k`, `top_p` (the defaults of SamplingParams for those
+        not given), not both."""
+        sampling = _sampling(sampling, cfg=cfg, top_k=top_k, top_p=top_p)
         labels = self.check_labels(labels)
-        seed, sampling = checks.seed(seed), SamplingParams(cfg, top_k, top_p)
+        seed = checks.seed(seed)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         plan = amp.resolve(self.cfg) if amp is not None else None
         if forced_tokens is not None:
@@ -59,3 +68,14 @@ class Generator:
         got = [tuple(t.shape) for t in forced_tokens]
         if got != expected:
             raise UserError(f"forced_tokens must have shapes {expected} (one per scale), got {got}")
+
+
+def _sampling(sampling, cfg, top_k, top_p) -> SamplingParams:
+    given = {name: value for name, value in (("guidance", cfg), ("top_k", top_k), ("top_p", top_p)) if value is not None}
+    if sampling is None:
+        return SamplingParams(**given)
+    if given:
+        names = ", ".join("cfg" if name == "guidance" else name for name in given)
+        raise UserError(f"pass the sampling settings either as sampling=SamplingParams(...) or as keywords, "
+                        f"not both (got sampling= and {names})")
+    return sampling

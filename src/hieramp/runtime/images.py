@@ -1,12 +1,12 @@
-"""PNG output: atomic writes (temporary name, fsync, rename) and image grids."""
+"""PNG output: encoding, image grids (written atomically with `files.write_atomic`)."""
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from ..files import write_atomic
 
 
 def to_uint8(image_3HW) -> np.ndarray:
@@ -28,21 +28,6 @@ def encode_png(image_3HW, size=None, level: int = DEFAULT_PNG_LEVEL) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=level)
     return buf.getvalue()
-
-
-def write_atomic(path, data: bytes):
-    """The file appears complete or not at all, even if the process is killed mid-write."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def grid(images_B3HW, nrow: int, pad: int = 2):

@@ -1,23 +1,10 @@
-"""The one scale loop every backend runs (DESIGN: data flow of one batch)."""
+"""The one scale loop every backend runs (docs/design.md, "Data flow")."""
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-from .. import checks
-from ..model.sampling import guidance_scales
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    cfg: float = 4.0
-    top_k: int = 900
-    top_p: float = 0.95
-
-    def __post_init__(self):
-        checks.cfg(self.cfg)
-        checks.top_k(self.top_k)
-        checks.top_p(self.top_p)
+from ..model.sampling import SamplingParams, guidance_scales
 
 
 @dataclass
@@ -37,7 +24,7 @@ def run_scales(backend, labels_B, noise, sampling: SamplingParams, plan, forced_
     backend.begin(labels_B, plan)
     noise = [backend.put(u) for u in noise]
     forced = None if forced_tokens is None else [backend.put(ids) for ids in forced_tokens]
-    t = guidance_scales(sampling.cfg, num_scales)
+    t = guidance_scales(sampling.guidance, num_scales)
     beta, rho = (plan.beta, plan.rho) if plan is not None else ((0.0,) * num_scales, (1.0,) * num_scales)
     f_hat, feats = backend.empty_fhat(len(labels_B)), None
     tokens, logits = [], []

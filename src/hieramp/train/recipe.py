@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..runtime.images import write_atomic
+from ..files import write_atomic
 from .data import HELDOUT_FILE, load_digits_split, to_rgb
 from .fit import TRAIN_THREADS, Schedule, reproducible
 from .var import FINETUNE_SCHEDULE, PRETRAIN_SCHEDULE, finetune_class_tokens, hieramp_checkpoint, pretrain_var, tokenize

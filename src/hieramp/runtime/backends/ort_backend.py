@@ -11,15 +11,15 @@ import onnxruntime as ort
 import torch
 
 from ...errors import UserError
-from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.amp_function import INDICATOR
+from ...export.exporter import DTYPES
+from ...export.graphs import cache_feeds, guidance_rows, step_scalars, write_new_keys
 from ...export.manifest import ExportManifest, check_amp_plan
 from ...export.sample_graph import candidates
-from ...model.kv_cache import KVCache
+from .base import Backend
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(int64)": torch.int64}
 NUMPY_TYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
-INDICATOR = "topk_indicator"   # name of the indicator inside the op's function body
 
 
 class _Graph:
@@ -77,8 +77,18 @@ def _scalar(value, dtype):
     return np.array(value, dtype=dtype)
 
 
-class OrtBackend:
+class OrtBackend(Backend):
     name = "onnxruntime"
+
+    @classmethod
+    def unavailable(cls, device):
+        device = torch.device(device)
+        if device.type not in ("cpu", "cuda"):
+            return f"the onnxruntime backend runs on cpu or cuda, not {device}"
+        if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            return (f"device {device} needs onnxruntime-gpu (CUDAExecutionProvider); this onnxruntime has "
+                    f"{', '.join(ort.get_available_providers())}: install onnxruntime-gpu or use --device cpu")
+        return None
 
     def __init__(self, model, device="cpu", export_dir=None, threads=None):
         """`threads`: intra-op threads (default: ONNX Runtime's choice)."""
@@ -91,15 +101,11 @@ class OrtBackend:
                             f"TensorRT plugin (--amp-op plugin), which ONNX Runtime cannot run: "
                             f"re-export with --amp-op function")
         manifest.verify_files()
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError(f"device {device} needs onnxruntime-gpu (CUDAExecutionProvider); this onnxruntime has "
-                            f"{', '.join(ort.get_available_providers())}: install onnxruntime-gpu or use --device cpu")
-        if self.device.type not in ("cpu", "cuda"):
-            raise UserError(f"the onnxruntime backend runs on cpu or cuda, not {device}")
+        reason = self.unavailable(device)
+        if reason is not None:
+            raise UserError(reason)
+        super().__init__(model.cfg, device, DTYPES[manifest.dtype])
         self.manifest, self.artifact_id = manifest, manifest.artifact_id
-        self.cfg = model.cfg
-        self.dtype = DTYPES[manifest.dtype]
         self.threads = threads
 
         def load(name, scale=None):
@@ -111,9 +117,7 @@ class OrtBackend:
         self.sample_graph = load("sample")
         self.update_graphs = [load("update", s) for s in range(self.cfg.num_scales)]
         self.decode_graph = load("decode")
-        self._caches = {}
         self.record_amp = False
-        self.amp_indicators = []   # per step of the last batch, {layer: (2B, n) float 0/1}, when recording
 
     def _session_options(self):
         options = ort.SessionOptions()
@@ -123,12 +127,12 @@ class OrtBackend:
             options.intra_op_num_threads = self.threads
         return options
 
-    def record_amp_sets(self):
-        """From now on, keep the amplified set of every op node per step in `amp_indicators` (for
-        `hieramp compare`): the step graph is reloaded with its op functions inlined (as ONNX
-        Runtime does anyway) and each node's indicator as an extra output `amp_indicator.<layer>`."""
+    def record_amp_sets(self) -> bool:
+        """The step graph is reloaded with its op functions inlined (as ONNX Runtime does anyway)
+        and each node's indicator as an extra output `amp_indicator.<layer>`. An export without
+        op nodes has no sets to record."""
         if not self.manifest.amp_layers or self.record_amp:
-            return
+            return self.record_amp
         path = self.manifest.graph("step")
         model = onnx.inliner.inline_local_functions(onnx.load(str(path), load_external_data=False))
         found = [o for node in model.graph.node for o in node.output if o.startswith(INDICATOR)]
@@ -142,45 +146,30 @@ class OrtBackend:
         options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
         self.step_graph = _Graph(model.SerializeToString(), path, options, self.device)
         self.record_amp = True
+        return True
 
     # ----- the steps of the scale loop ------------------------------------------------------
 
-    def put(self, tensor):
-        return tensor.to(self.device)
-
-    def fetch(self, tensor):
-        return tensor.cpu()
+    def check(self, batch_size, plan):
+        check_amp_plan(self.manifest, plan, f"export {self.manifest.directory}", "re-export")
 
     def begin(self, labels_B, plan):
-        check_amp_plan(self.manifest, plan, f"export {self.manifest.directory}", "re-export")
-        batch = len(labels_B)
-        if batch not in self._caches:
-            self._caches[batch] = KVCache.for_model(self.cfg, 2 * batch, self.dtype, self.device)
-        self.cache = self._caches[batch]
+        self.check(len(labels_B), plan)
+        self.cache = self.cache_for(len(labels_B))
         labels = torch.as_tensor(labels_B, dtype=torch.int64).to(self.device)
         self.block_mods, self.head_mod, self.sos = self.condition_graph(labels=labels)
         self.plan = plan
         self.amp_indicators = []
 
-    def empty_fhat(self, batch):
-        side = self.cfg.patch_nums[-1]
-        return torch.zeros(batch, self.cfg.vae.Cvae, side, side, dtype=self.dtype, device=self.device)
-
     def step(self, si, feats, beta, rho, t):
         """`feats` is the previous update's `tokens` output: the scale's embedded input."""
         P, n = self.cfg.scale_offsets[si], self.cfg.patch_nums[si] ** 2
-        if self.plan is None or not self.plan.active(si):
-            beta = NEUTRAL_BETA[self.manifest.amp_mode or "logit"]
-        caches = {}
-        for layer in range(self.cfg.depth):
-            caches[f"cache_k.{layer}"], caches[f"cache_v.{layer}"] = self.cache.k[layer], self.cache.v[layer]
+        scalars = step_scalars(self.plan, self.manifest.amp_mode, si, n, beta, rho, t)
         logits, *rest = self.step_graph(
             tokens=self.sos if si == 0 else feats, block_mods=self.block_mods, head_mod=self.head_mod,
-            scale=_scalar(si, np.int64), past_len=_scalar(P, np.int64), beta=_scalar(beta, np.float32),
-            rho=_scalar(graph_rho(rho, n), np.float32), cfg_t=_scalar(t, np.float32), **caches)
-        for layer in range(self.cfg.depth):
-            self.cache.k[layer][:, :, P:P + n] = rest[2 * layer]                         # (2B, H, n, D)
-            self.cache.v[layer][:, :, P:P + n] = rest[2 * layer + 1]
+            scale=_scalar(si, np.int64), past_len=_scalar(P, np.int64),
+            **{name: _scalar(value, np.float32) for name, value in scalars.items()}, **cache_feeds(self.cache))
+        write_new_keys(self.cache, P, rest[:2 * self.cfg.depth])
         if self.record_amp:
             self.amp_indicators.append(dict(zip(self.manifest.amp_layers, rest[2 * self.cfg.depth:])))
         return logits                                                                    # (B, n, V)
@@ -196,9 +185,7 @@ class OrtBackend:
         f_hat = torch.cat([p[0] for p in parts])
         if len(parts[0]) == 1:
             return f_hat, None
-        # Each image's tokens are (2, n', C): its conditional row, then its unconditional one.
-        tokens = [p[1] for p in parts]
-        return f_hat, torch.cat([x[:1] for x in tokens] + [x[1:] for x in tokens])     # (2B, n', C)
+        return f_hat, guidance_rows(torch.stack([p[1] for p in parts]))                 # (2B, n', C)
 
     def decode(self, f_hat):
         return torch.cat([self.decode_graph(f_hat=f_hat[i:i + 1])[0] for i in range(len(f_hat))])

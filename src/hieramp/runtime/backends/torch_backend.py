@@ -3,17 +3,18 @@ from functools import partial
 
 import torch
 
-from ...model.amp_op import topk_bias_attention
-from ...model.kv_cache import KVCache
+from ...model.amp_op import amplified_set, topk_bias_attention
 from ...model.sampling import guide, sample_tokens
+from .base import Backend
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, model, device="cpu", kernel=None):
         """`kernel`: "reference" or "triton" for the amplification op; CUDA defaults to Triton."""
-        self.device = torch.device(device)
+        device = torch.device(device)
+        super().__init__(model.cfg, device, next(model.var.parameters()).dtype)
         self.model = model.to(self.device)
         self.var, self.vae = model.var, model.vae
         kernel = kernel or ("triton" if self.device.type == "cuda" else "reference")
@@ -22,47 +23,44 @@ class TorchBackend:
         else:
             op = topk_bias_attention
         self.amp_op = op
-        self.dtype = next(self.var.parameters()).dtype
-        self._caches = {}
+        self.record_amp = False
 
-    def put(self, tensor):
-        return tensor.to(self.device, non_blocking=True)
-
-    def fetch(self, tensor):
-        return tensor.cpu()
+    def record_amp_sets(self) -> bool:
+        """The reference's sets, from each op call's own inputs (`model.amp_op.amplified_set`)."""
+        self.record_amp = True
+        return True
 
     @torch.no_grad()
     def begin(self, labels_B, plan):
-        batch = len(labels_B)
-        if batch not in self._caches:
-            self._caches[batch] = KVCache.for_model(self.var.cfg, 2 * batch, self.dtype, self.device)
-        self.cache = self._caches[batch]
+        self.check(len(labels_B), plan)
+        self.cache = self.cache_for(len(labels_B))
         self.cond = self.var.condition(torch.as_tensor(labels_B, device=self.device))
         self.plan = plan
-
-    def empty_fhat(self, batch):
-        cfg = self.var.cfg
-        side = cfg.patch_nums[-1]
-        return torch.zeros(batch, cfg.vae.Cvae, side, side, dtype=self.dtype, device=self.device)
+        self.amp_indicators = []
 
     @torch.no_grad()
     def step(self, si, feats, beta, rho, t):
         x = self.cond.sos if si == 0 else self.var.embed_scale(si, feats)
-        amp, layers = None, ()
+        amp, layers, calls = None, (), []
         if self.plan is not None and self.plan.active(si):
-            amp = partial(self._amp_attention, beta=beta, rho=rho, mode=self.plan.mode)
+            amp = partial(self._amp_attention, beta=beta, rho=rho, mode=self.plan.mode, calls=calls)
             layers = self.plan.layers
-        return guide(self.var.step(si, x, self.cond, self.cache, amp, layers), t)
+        logits = guide(self.var.step(si, x, self.cond, self.cache, amp, layers), t)
+        if self.record_amp:
+            self.amp_indicators.append(dict(zip(layers, calls)))    # the blocks run in order
+        return logits
 
-    def _amp_attention(self, q, k, v, scale, beta, rho, mode):
-        return self.amp_op(q, k, v, beta, rho, scale, mode)
+    def _amp_attention(self, q, k, v, softmax_scale, beta, rho, mode, calls):
+        if self.record_amp:
+            calls.append(amplified_set(q, k, rho, softmax_scale).cpu())                      # (2B, n)
+        return self.amp_op(q, k, v, beta, rho, softmax_scale, mode)
 
     @torch.no_grad()
     def sample(self, logits, noise, top_k, top_p):
         return sample_tokens(logits, noise, top_k, top_p)
 
-    # The update and the decoder run one image at a time: convolutions pick their algorithm by
-    # batch size, and an image's pixels must not depend on its batch neighbours (DESIGN: seeds).
+    # The update and the decoder run one image at a time: convolutions pick their algorithm by batch
+    # size, and an image's pixels must not depend on its neighbours (docs/design.md, "Guidance, sampling, seeds").
     @torch.no_grad()
     def update(self, si, ids, f_hat):
         parts = [self.vae.vq_update(si, ids[i:i + 1], f_hat[i:i + 1]) for i in range(len(ids))]

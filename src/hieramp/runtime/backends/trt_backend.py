@@ -13,16 +13,16 @@ Letters as in model/var.py. Needs a CUDA GPU: nothing here runs on a CPU-only ma
 """
 import torch
 
-from ...engine import trt_import
-from ...engine.builder import build_engines
-from ...engine.manifest import EngineManifest, describe_gpu
+from ... import trt_import
+from ...engine.manifest import describe_gpu
+from ...engine.rebuild import open_engines
 from ...engine.runner import CapturedWork, Engine, aligned_rows
-from ...engine.trt_import import NAMES, TENSORRT
 from ...errors import UserError
-from ...export.amp_function import NEUTRAL_BETA, graph_rho
+from ...export.graphs import cache_feeds, cache_names, guidance_rows, step_scalars, write_new_keys
 from ...export.manifest import check_amp_plan
 from ...export.sample_graph import TOPK_LIMIT, candidates
 from ...model.kv_cache import KVCache
+from .base import Backend
 
 
 def _cuda_device(device) -> torch.device:
@@ -35,22 +35,13 @@ def _cuda_device(device) -> torch.device:
     return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
-def _tensorrt_for(manifest: EngineManifest, rebuild: bool):
-    tensorrt, reason = trt_import.try_flavour(manifest.flavour)
-    if tensorrt is not None:
-        return tensorrt
-    if rebuild:
-        return trt_import.load()
-    raise UserError(f"the engines in {manifest.directory} need {NAMES[manifest.flavour]}, which is not usable here "
-                    f"({reason}): install it, or pass --rebuild to rebuild them with the TensorRT that is")
-
-
 class _Batch:
     """What one built batch size B needs, allocated once: caches, I/O buffers, contexts and their
-    scratch memory, and the captured work of every scale. Runs of fewer images use the first
-    rows; the others hold padding."""
+    scratch memory, and the captured work of every scale, which it owns. Runs of fewer images
+    use the first rows; the others hold padding."""
 
     def __init__(self, backend, B: int):
+        self.backend = backend
         cfg, dev = backend.cfg, backend.device
         S, m = cfg.num_scales, backend.manifest
         self.B = B
@@ -78,8 +69,8 @@ class _Batch:
         self.new_kv = [torch.empty(2 * B * H * n_last * D, dtype=dtype, device=dev) for _ in range(2 * cfg.depth)]
         self.step_io = [self._bind_step(backend, s) for s in range(S)]                  # (inputs, outputs)
         self.logits = [outputs["logits"] for _, outputs in self.step_io]                 # (B, n, V) float32
-        self.step_work = [CapturedWork(backend.step_work(self, s), backend.cuda_graphs) for s in range(S)]
-        self.sample_work = {}                          # (scale, K) -> CapturedWork: K is a shape input
+        self.step_work = [CapturedWork(self._step_work(s), backend.cuda_graphs) for s in range(S)]
+        self._sample_work = {}                         # (scale, K) -> CapturedWork, made on first use
 
         # One image at a time through batch-1 engines: rows start at aligned addresses.
         side, Cv, size = cfg.patch_nums[-1], cfg.vae.Cvae, cfg.vae.image_size
@@ -87,8 +78,8 @@ class _Batch:
         self.image_ids = [aligned_rows(B, (pn * pn,), torch.int64, dev) for pn in cfg.patch_nums]
         self.image_tokens = [aligned_rows(B, (2, pn * pn, cfg.embed_dim), dtype, dev) for pn in cfg.patch_nums[1:]]
         self.images = aligned_rows(B, (3, size, size), torch.float32, dev)
-        self.update_work = [CapturedWork(backend.update_work(self, s), backend.cuda_graphs) for s in range(S)]
-        self.decode_work = CapturedWork(backend.decode_work(self), backend.cuda_graphs)
+        self.update_work = [CapturedWork(self._update_work(s), backend.cuda_graphs) for s in range(S)]
+        self.decode_work = CapturedWork(self._decode_work(), backend.cuda_graphs)
 
     def _bind_step(self, backend, s: int):
         """Bind scale s's context once (its buffers never move); its new keys and values go to
@@ -96,39 +87,88 @@ class _Batch:
         right away). Returns the inputs (the host past_len must stay alive) and the outputs."""
         cfg, B = backend.cfg, self.B
         H, D, n = cfg.num_heads, cfg.head_dim, cfg.patch_nums[s] ** 2
-        names = [f"new_{kv}.{layer}" for layer in range(cfg.depth) for kv in "kv"]
+        names = cache_names(cfg.depth, "new")
         new = {name: buf[:2 * B * H * n * D].view(2 * B, H, n, D) for name, buf in zip(names, self.new_kv)}
-        caches = {}
-        for layer in range(cfg.depth):
-            caches[f"cache_k.{layer}"], caches[f"cache_v.{layer}"] = self.cache.k[layer], self.cache.v[layer]
         inputs = {"tokens": self.tokens[s], "block_mods": self.cond["block_mods"], "head_mod": self.cond["head_mod"],
                   "scale": torch.tensor(s, device=backend.device), "past_len": torch.tensor(cfg.scale_offsets[s]),
-                  "beta": self.beta[s], "rho": self.rho[s], "cfg_t": self.cfg_t[s], **caches}
+                  "beta": self.beta[s], "rho": self.rho[s], "cfg_t": self.cfg_t[s], **cache_feeds(self.cache)}
         return inputs, backend.step_engine.bind(self.step_ctx[s], inputs, new)
 
+    def _step_work(self, s: int):
+        backend, (_, new) = self.backend, self.step_io[s]
+        new_kv = [new[name] for name in cache_names(backend.cfg.depth, "new")]          # (2B, H, n, D) each
 
-class TensorRTBackend:
+        def work():
+            backend.step_engine.run(self.step_ctx[s])
+            write_new_keys(self.cache, backend.cfg.scale_offsets[s], new_kv)
+        return work
+
+    def _update_work(self, s: int):
+        backend = self.backend
+        engine, ctx = backend.update_engines[s], backend.update_ctx[s]
+        f_in, f_out = self.f_hat[s % 2], self.f_hat[(s + 1) % 2]
+        last = s == backend.cfg.num_scales - 1
+
+        def work():
+            self.image_ids[s].copy_(self.ids[s])
+            for i in range(self.B):
+                outputs = {"f_hat_out": f_out[i:i + 1]}
+                if not last:
+                    outputs["tokens"] = self.image_tokens[s][i]                                  # (2, n', C)
+                engine.bind(ctx, {"ids": self.image_ids[s][i:i + 1], "f_hat": f_in[i:i + 1]}, outputs)
+                engine.run(ctx)
+            if not last:
+                guidance_rows(self.image_tokens[s], out=self.tokens[s + 1])
+        return work
+
+    def _decode_work(self):
+        engine, ctx = self.backend.decode_engine, self.backend.decode_ctx
+        f_hat = self.f_hat[self.backend.cfg.num_scales % 2]
+
+        def work():
+            for i in range(self.B):
+                engine.bind(ctx, {"f_hat": f_hat[i:i + 1]}, {"images": self.images[i:i + 1]})
+                engine.run(ctx)
+        return work
+
+    def sample_work(self, s: int, K: int) -> CapturedWork:
+        """Scale s's sampling with K candidates (K is a shape input: one captured work per K)."""
+        if (s, K) not in self._sample_work:
+            engine, ctx = self.backend.sample_engine, self.sample_ctx[s]
+            inputs = {"logits": self.logits[s], "noise": self.noise[s], "top_k": torch.tensor(K), "top_p": self.top_p[s]}
+
+            def work():
+                engine.bind(ctx, inputs, {"ids": self.ids[s]})
+                engine.run(ctx)
+            self._sample_work[s, K] = CapturedWork(work, self.backend.cuda_graphs)
+        return self._sample_work[s, K]
+
+
+class TensorRTBackend(Backend):
     name = "tensorrt"
+
+    @classmethod
+    def unavailable(cls, device):
+        if torch.device(device).type != "cuda":
+            return f"the tensorrt backend runs on a CUDA GPU, not {device}"
+        try:
+            trt_import.load()
+        except UserError as err:
+            return str(err)
+        return None
 
     def __init__(self, model, device="cuda", engine_dir=None, rebuild=False, precision=None, cuda_graphs=True):
         """`rebuild`: rebuild engines that do not fit (another TensorRT, GPU, precision or export)
-        from their export instead of refusing them. `precision`: refuse (or rebuild) engines of
-        another precision. `cuda_graphs`: capture each scale's work (False: enqueue every time)."""
+        from their export instead of refusing them (`engine.rebuild`). `precision`: refuse (or
+        rebuild) engines of another precision. `cuda_graphs`: capture each scale's work (False:
+        enqueue every time)."""
         if engine_dir is None:
             raise UserError("the tensorrt backend runs engines: pass engine_dir (made by `hieramp build`)")
-        self.device = _cuda_device(device)
-        manifest = EngineManifest.read(engine_dir)
-        manifest.check_model(model)
-        tensorrt = _tensorrt_for(manifest, rebuild)
-        gpu = describe_gpu(self.device)
-        torch.cuda.set_device(self.device)
-        if rebuild and manifest.stale_reason(tensorrt, gpu, precision) is not None:
-            timing_cache = manifest.data["build"]["timing_cache"] if tensorrt.flavour == TENSORRT else None
-            manifest = build_engines(manifest.export_dir, manifest.directory, precision or manifest.precision,
-                                     manifest.batch_sizes, timing_cache, tensorrt.flavour)
-        manifest.check(model, tensorrt, gpu, precision)
+        device = _cuda_device(device)
+        torch.cuda.set_device(device)
+        manifest, tensorrt = open_engines(engine_dir, model, describe_gpu(device), rebuild, precision)
+        super().__init__(model.cfg, device, None)       # dtypes come from the engines, per tensor
         self.manifest, self.artifact_id = manifest, manifest.artifact_id
-        self.cfg = model.cfg
         self.cuda_graphs = cuda_graphs
         self.logger = tensorrt.module.Logger(tensorrt.module.Logger.ERROR)          # must outlive the runtime
         self.runtime = tensorrt.module.Runtime(self.logger)
@@ -147,67 +187,15 @@ class TensorRTBackend:
         self.scale_of_n = {pn * pn: s for s, pn in enumerate(self.cfg.patch_nums)}
         self._batches = {}
 
-    # ----- captured work --------------------------------------------------------------------
-
-    def step_work(self, batch: _Batch, s: int):
-        ctx, cache, (_, new) = batch.step_ctx[s], batch.cache, batch.step_io[s]
-        P, n = self.cfg.scale_offsets[s], self.cfg.patch_nums[s] ** 2
-
-        def work():
-            self.step_engine.run(ctx)
-            for layer in range(self.cfg.depth):
-                cache.k[layer][:, :, P:P + n].copy_(new[f"new_k.{layer}"])                # (2B, H, n, D)
-                cache.v[layer][:, :, P:P + n].copy_(new[f"new_v.{layer}"])
-        return work
-
-    def update_work(self, batch: _Batch, s: int):
-        engine, ctx = self.update_engines[s], self.update_ctx[s]
-        f_in, f_out = batch.f_hat[s % 2], batch.f_hat[(s + 1) % 2]
-        last = s == self.cfg.num_scales - 1
-
-        def work():
-            batch.image_ids[s].copy_(batch.ids[s])
-            for i in range(batch.B):
-                outputs = {"f_hat_out": f_out[i:i + 1]}
-                if not last:
-                    outputs["tokens"] = batch.image_tokens[s][i]                                 # (2, n', C)
-                engine.bind(ctx, {"ids": batch.image_ids[s][i:i + 1], "f_hat": f_in[i:i + 1]}, outputs)
-                engine.run(ctx)
-            if not last:
-                # Each image's tokens are its conditional row, then its unconditional one.
-                batch.tokens[s + 1][:batch.B].copy_(batch.image_tokens[s][:, 0])
-                batch.tokens[s + 1][batch.B:].copy_(batch.image_tokens[s][:, 1])
-        return work
-
-    def decode_work(self, batch: _Batch):
-        f_hat = batch.f_hat[self.cfg.num_scales % 2]
-
-        def work():
-            for i in range(batch.B):
-                self.decode_engine.bind(self.decode_ctx, {"f_hat": f_hat[i:i + 1]}, {"images": batch.images[i:i + 1]})
-                self.decode_engine.run(self.decode_ctx)
-        return work
-
-    def _sample_work(self, batch: _Batch, s: int, K: int):
-        ctx, top_k = batch.sample_ctx[s], torch.tensor(K)
-        inputs = {"logits": batch.logits[s], "noise": batch.noise[s], "top_k": top_k, "top_p": batch.top_p[s]}
-
-        def work():
-            self.sample_engine.bind(ctx, inputs, {"ids": batch.ids[s]})
-            self.sample_engine.run(ctx)
-        return CapturedWork(work, self.cuda_graphs)
-
     # ----- the steps of the scale loop ------------------------------------------------------
 
-    def put(self, tensor):
-        return tensor.to(self.device, non_blocking=True)
-
-    def fetch(self, tensor):
-        return tensor.cpu()
+    def check(self, batch_size, plan):
+        check_amp_plan(self.manifest, plan, f"engine directory {self.manifest.directory}", "export and build")
+        self.manifest.batch_size_for(batch_size)
 
     @torch.no_grad()
     def begin(self, labels_B, plan):
-        check_amp_plan(self.manifest, plan, f"engine directory {self.manifest.directory}", "export and build")
+        self.check(len(labels_B), plan)
         self.rows = len(labels_B)
         B = self.manifest.batch_size_for(self.rows)
         if B not in self._batches:
@@ -226,11 +214,10 @@ class TensorRTBackend:
         b, n = self.batch, self.cfg.patch_nums[si] ** 2
         if si > 0 and feats.data_ptr() != b.tokens[si].data_ptr():
             raise ValueError("step() takes the features that update() returned")
-        if self.plan is None or not self.plan.active(si):
-            beta = NEUTRAL_BETA[self.manifest.amp_mode or "logit"]
-        b.beta[si].fill_(float(beta))
-        b.rho[si].fill_(float(graph_rho(rho, n)))
-        b.cfg_t[si].fill_(float(t))
+        scalars = step_scalars(self.plan, self.manifest.amp_mode, si, n, beta, rho, t)
+        b.beta[si].fill_(float(scalars["beta"]))
+        b.rho[si].fill_(float(scalars["rho"]))
+        b.cfg_t[si].fill_(float(scalars["cfg_t"]))
         b.step_work[si]()
         return b.logits[si][:self.rows]                                                  # (B, n, V)
 
@@ -240,10 +227,7 @@ class TensorRTBackend:
         _into(b.logits[s], logits)
         _into(b.noise[s], noise)
         b.top_p[s].fill_(float(top_p))
-        K = candidates(top_k, self.cfg.vae.vocab_size, TOPK_LIMIT)
-        if (s, K) not in b.sample_work:
-            b.sample_work[s, K] = self._sample_work(b, s, K)
-        b.sample_work[s, K]()
+        b.sample_work(s, candidates(top_k, self.cfg.vae.vocab_size, TOPK_LIMIT))()
         return b.ids[s][:self.rows]                                                      # (B, n) int64
 
     @torch.no_grad()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Optional
 
-from ..errors import UserError
+from .errors import UserError
 
 TENSORRT, TENSORRT_RTX = "tensorrt", "tensorrt-rtx"
 FLAVOURS = (TENSORRT, TENSORRT_RTX)

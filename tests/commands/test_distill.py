@@ -9,6 +9,8 @@ import pytest
 
 from hieramp.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SPEC = ["--model", "tiny", "--classes", "0-9", "--ipc", "20", "--save-size", "16", "--seed", "11", "--no-progress"]
 # The tiny model gains nothing from intra-op threads, and oversubscribed OpenMP threads slow a
 # busy 2-core machine down many times over.

@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 
 from hieramp import UserError
-from hieramp.engine import trt_import
+from hieramp import trt_import
 
 TENSORRT_MISSING = importlib.util.find_spec("tensorrt") is None
 

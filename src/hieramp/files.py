@@ -1,5 +1,9 @@
-"""Directories written whole or not at all: built under a hidden temporary name next to the
-target, renamed into place when complete, removed if anything fails on the way."""
+"""Files written whole or not at all, and their digests.
+
+`write_atomic` writes a file under a temporary name and renames it into place; `staged_directory`
+does the same for a directory; `sha256_of` is the digest every manifest records.
+"""
+import hashlib
 import os
 import shutil
 import tempfile
@@ -8,6 +12,29 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
+
+
+def write_atomic(path, data: bytes):
+    """The file appears complete or not at all, even if the process is killed mid-write."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_creatable(path):
