@@ -16,6 +16,7 @@ LAYERS = (
     {"engine"},
     {"runtime"},
     {"distill", "bench", "analyze", "train", "compare"},
+    {"finetune"},                                      # the train loss and step, bench's memory reading
     {"commands"},
     {"cli", "__init__", "__main__"},                   # entry points: the command line, the public API
 )

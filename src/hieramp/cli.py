@@ -5,7 +5,8 @@ import sys
 
 from .errors import UserError
 
-SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "compare", "build", "doctor", "train", "evaluate")
+SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "compare", "build", "doctor", "train", "evaluate",
+               "finetune")
 
 
 class OneLineParser(argparse.ArgumentParser):

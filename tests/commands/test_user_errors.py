@@ -253,6 +253,16 @@ COMMANDS = {
                   *[(["--distilled", "{corrupt_set}", *row], what)
                     for row, what in counts("--seeds", "students must be an integer from 1 to 1000")],
                   ([], "the following arguments are required: --distilled")]),
+    "finetune": (["finetune", "--model", "tiny-plain", "--data", "{dir}", "--out", "{out}", "--no-progress"],
+                 [(["--device", "bogus"], "unknown device 'bogus'"), (["--device", "meta"], "cannot run models here"),
+                  (["--seed", "-1"], "seed must be an integer from 0"), (["--seed", HUGE], "seed must be an integer"),
+                  (["--cls-scales", ","], "cannot read ',' as class-token scales"),
+                  (["--cls-scales", "3-1"], "runs backwards"), (["--cls-scales", "1,1"], "more than once"),
+                  (["--cls-scales", "0-99999999"], "more than 4096"),
+                  *counts("--batch-size", "the value must be an integer >= 1", high=False),
+                  *counts("--steps", "the value must be an integer >= 1", high=False),
+                  (["--workers", "-1"], "the value must be an integer >= 0"),
+                  (["--precision", "fp64"], "invalid choice: 'fp64'")]),
     "hieramp": ([], [(["bogus"], "invalid choice: 'bogus'"), ([], "the following arguments are required: COMMAND")]),
 }
 

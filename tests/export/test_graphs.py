@@ -3,8 +3,9 @@ import numpy as np
 import torch
 
 from hieramp.export.amp_function import graph_rho
-from hieramp.export.graphs import cache_feeds, cache_names, graph_files, graph_kind, graph_names, guidance_rows, \
-    step_scalars, write_new_keys
+from hieramp.export.graphs import ConditionGraph, DecodeGraph, StepGraph, UpdateGraph, cache_feeds, cache_names, \
+    graph_files, graph_kind, graph_names, guidance_rows, step_scalars, write_new_keys
+from hieramp.export.sample_graph import sample_model
 from hieramp.model.amp_config import AmpConfig
 from hieramp.model.kv_cache import KVCache
 
@@ -15,6 +16,27 @@ def test_graph_names_kinds_and_files():
     assert graph_files(2, ".engine") == {"condition": "condition.engine", "step": "step.engine",
                                          "sample": "sample.engine", "update": ["update_0.engine", "update_1.engine"],
                                          "decode": "decode.engine"}
+
+
+def test_tensor_names_are_the_export_format(tiny_model):
+    """The names inside every export's files and engines' bindings: spelled out here, so that
+    renaming a constant in graphs.py fails a test instead of invalidating existing exports."""
+    cfg, S = tiny_model.cfg, tiny_model.cfg.num_scales
+
+    def io(spec):
+        return [t.name for t in spec.inputs], [t.name for t in spec.outputs]
+
+    assert io(ConditionGraph.spec(cfg, torch.float32)) == (["labels"], ["block_mods", "head_mod", "sos"])
+    step_in, step_out = io(StepGraph.spec(cfg, torch.float32))
+    assert step_in[:8] == ["tokens", "block_mods", "head_mod", "scale", "past_len", "beta", "rho", "cfg_t"]
+    assert step_in[8:] == cache_names(cfg.depth, "cache") and step_out == ["logits", *cache_names(cfg.depth, "new")]
+    assert io(UpdateGraph.spec(cfg, torch.float32, 0)) == (["ids", "f_hat"], ["f_hat_out", "tokens"])
+    assert io(UpdateGraph.spec(cfg, torch.float32, S - 1)) == (["ids", "f_hat"], ["f_hat_out"])
+    assert io(DecodeGraph.spec(cfg, torch.float32)) == (["f_hat"], ["images"])
+    assert StepGraph.spec(cfg, torch.float32).dynamic_axes()["logits"] == {0: "batch", 1: "n"}
+    sample = sample_model(cfg.vae.vocab_size, 17).graph
+    assert [t.name for t in sample.input] == ["logits", "noise", "top_k", "top_p"]
+    assert [t.name for t in sample.output] == ["ids"]
 
 
 def test_step_scalars_neutral_beta_outside_the_plan(tiny_model):

@@ -57,6 +57,7 @@ def int_list(name: str):
 
 
 positive_int = count("the value")
+non_negative_int = count("the value", 0)
 seed = user_type(lambda text: checks.seed(_as(int, text)))
 device = user_type(lambda text: str(checks.device(text)))
 # Counts with ceilings far above any real use, low enough that a typo is refused before it turns

@@ -21,7 +21,8 @@ from tqdm import tqdm
 from .. import trt_import
 from ..errors import UserError
 from ..export.amp_function import OP_NAME
-from ..export.graphs import EVERY_SCALE, PER_IMAGE, graph_files, graph_kind, graph_names
+from ..export.graphs import (BATCH, BATCH2, EVERY_SCALE, N, PAST_LEN, PER_IMAGE, STEP, TOP_K, graph_file, graph_files,
+                              graph_kind, graph_names)
 from ..export.manifest import ExportManifest
 from ..export.sample_graph import TOPK_LIMIT, candidates
 from ..files import sha256_of, staged_directory, write_atomic
@@ -30,6 +31,7 @@ from ..trt_import import TENSORRT, TensorRT
 from .manifest import EngineManifest, gpu_entry
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+SUFFIX = ".engine"                # of each graph's engine file
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,9 @@ def graph_profiles(graph: str, inputs: list, patch_nums, vocab: int, batch_sizes
         for scale in scales:
             n = None if scale is None else patch_nums[scale] ** 2
             P = None if scale is None else sum(p * p for p in patch_nums[:scale])
-            axes = {"batch": (lo, hi, hi), "batch2": (2 * lo, 2 * hi, 2 * hi), "n": (n, n, n)}
-            known = {"past_len": (P, P, P),
-                     "top_k": (1, candidates(SamplingParams().top_k, vocab, TOPK_LIMIT), candidates(0, vocab, TOPK_LIMIT))}
+            axes = {BATCH: (lo, hi, hi), BATCH2: (2 * lo, 2 * hi, 2 * hi), N: (n, n, n)}
+            known = {PAST_LEN: (P, P, P),
+                     TOP_K: (1, candidates(SamplingParams().top_k, vocab, TOPK_LIMIT), candidates(0, vocab, TOPK_LIMIT))}
             shapes, values = {}, {}
             for name, dims, dim_names, is_shape_tensor in inputs:
                 if is_shape_tensor:
@@ -83,7 +85,7 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
     export.verify_files()
     tensorrt = trt_import.load(flavour)
     precision = precision or export.dtype
-    batch_sizes = sorted(set(batch_sizes or (1, export.data["max_batch"])))
+    batch_sizes = sorted(set(batch_sizes or (1, export.max_batch)))
     batch_buckets(batch_sizes)                              # refuses sizes below 1 before any work
     flag = _precision_flag(tensorrt, precision, export.dtype)
     if timing_cache is not None and tensorrt.flavour != TENSORRT:
@@ -98,7 +100,7 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
         manifest = {
             "export": {"directory": str(export.directory.resolve()), "artifact_id": export.artifact_id,
                        "model": export.data["model"], "dtype": export.dtype, "amp": export.data["amp"],
-                       "patch_nums": export.data["patch_nums"]},
+                       "patch_nums": list(export.patch_nums)},
             "tensorrt": {"flavour": tensorrt.flavour, "version": tensorrt.version, "name": tensorrt.name},
             "precision": precision, "batch_sizes": batch_sizes, "amp_op": amp_op, "gpu": gpu,
             "profiles": profiles, "engines": engines,
@@ -144,8 +146,7 @@ class _Builder:
     def __init__(self, tensorrt: TensorRT, export: ExportManifest, precision, flag, batch_sizes, timing_cache, plugin):
         self.trt, self.export, self.precision, self.flag = tensorrt.module, export, precision, flag
         self.tensorrt, self.batch_sizes, self.plugin = tensorrt, batch_sizes, plugin
-        self.patch_nums = tuple(export.data["patch_nums"])
-        self.vocab = export.data["model"]["config"]["vae"]["vocab_size"]
+        self.patch_nums, self.vocab = export.patch_nums, export.vocab_size
         self.log = _logger(self.trt)
         self.builder = self.trt.Builder(self.log)
         self.timing_cache_path = Path(timing_cache) if timing_cache else None
@@ -167,14 +168,14 @@ class _Builder:
             graph_profile = graph_profiles(name, inputs, self.patch_nums, self.vocab, self.batch_sizes)
             plan = self._build(network, graph_profile, name)
             del network, parser          # the parser owns the weights the network points to: both go together
-            with open(staging / f"{name}.engine", "wb") as f:
+            with open(staging / graph_file(name, SUFFIX), "wb") as f:
                 f.write(plan)
             profiles[name] = [asdict(p) for p in graph_profile]
-            if name == "step":
+            if name == STEP:
                 amp_op = self._amp_form(plugin_layers)
         if self.timing_cache is not None:
             write_atomic(self.timing_cache_path, bytes(self.timing_cache.serialize()))
-        return graph_files(S, ".engine"), profiles, amp_op
+        return graph_files(S, SUFFIX), profiles, amp_op
 
     def _amp_form(self, plugin_layers: int):
         layers = self.export.amp_layers

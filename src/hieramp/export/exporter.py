@@ -19,7 +19,7 @@ from ..files import sha256_of, staged_directory
 from ..model.amp_config import AmpConfig, default_amp_layers
 from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
-from .graphs import graph_files, graph_names, traceable
+from .graphs import SAMPLE, STEP, graph_file, graph_files, graph_names, traceable
 from .manifest import ExportManifest, model_entry
 from .resize_patch import resize_as_matrices
 from .sample_graph import sample_model
@@ -28,6 +28,7 @@ OPSETS = range(17, 21)            # LayerNormalization needs 17; 20 is the Torch
 DEFAULT_OPSET = 18
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 OP_FORMS = ("function", "plugin")
+SUFFIX = ".onnx"                  # of each graph's file
 
 
 def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch):
@@ -87,18 +88,18 @@ def _export_graphs(model, staging, amp_layers, amp_mode, op_form, opset, dtype, 
     bar = tqdm(graph_names(S), desc="export", unit="graph", disable=not progress)
     for name in bar:
         bar.set_postfix_str(name)
-        path = staging / f"{name}.onnx"
-        if name == "sample":
+        path = staging / graph_file(name, SUFFIX)
+        if name == SAMPLE:
             onnx_files.save(sample_model(model.cfg.vae.vocab_size, opset), path)
         else:
             module, spec, args = traceable(model, name, amp_layers, amp_mode, dtype)
             traced = _trace(module, spec, args, opset, staging.parent)
-            if name == "step" and amp_layers:
+            if name == STEP and amp_layers:
                 _finish_amp_nodes(traced, amp_layers, amp_mode, op_form, opset)
             onnx_files.apply_spec(traced, spec)
             onnx_files.save(traced, path)
         onnx_files.check(path)
-    return graph_files(S, ".onnx")
+    return graph_files(S, SUFFIX)
 
 
 def _trace(module, spec, args, opset, scratch_parent: Path) -> onnx.ModelProto:
@@ -111,7 +112,7 @@ def _trace(module, spec, args, opset, scratch_parent: Path) -> onnx.ModelProto:
             torch.onnx.export(
                 module, args, str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
                 input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
-                dynamic_axes=spec.dynamic_axes(), custom_opsets={DOMAIN: OP_VERSION} if spec.name == "step" else None)
+                dynamic_axes=spec.dynamic_axes(), custom_opsets={DOMAIN: OP_VERSION} if spec.name == STEP else None)
         return onnx.load(str(path))
 
 

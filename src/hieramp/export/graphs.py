@@ -21,15 +21,32 @@ from ..model.var import block_attention
 from .amp_function import graph_rho
 from .amp_node import amp_attention
 
-PER_SCALE = "update"              # the one kind with a graph per scale: update_<s>
-EVERY_SCALE = ("step", "sample")  # one graph serves every scale: n (and P) change from scale to scale
-PER_IMAGE = ("update", "decode")  # run at batch 1, one image at a time (docs/design.md, "Guidance, sampling, seeds")
+CONDITION, STEP, SAMPLE, UPDATE, DECODE = "condition", "step", "sample", "update", "decode"   # the graph kinds
+PER_SCALE = UPDATE                # the one kind with a graph per scale: update_<s>
+EVERY_SCALE = (STEP, SAMPLE)      # one graph serves every scale: n (and P) change from scale to scale
+PER_IMAGE = (UPDATE, DECODE)      # run at batch 1, one image at a time (docs/design.md, "Guidance, sampling, seeds")
 TRACE_BATCH = 2                   # not 1, so that no batch axis is traced as a broadcastable 1
+
+# The graphs' tensor names: a tensor keeps its name from the graph that makes it to the graph
+# that takes it. They are the names inside every export's ONNX files and every engine's
+# bindings: renaming one invalidates existing exports and engines.
+LABELS = "labels"                                            # condition in
+BLOCK_MODS, HEAD_MOD, SOS = "block_mods", "head_mod", "sos"  # condition out; step in (sos: scale 0's tokens)
+TOKENS = "tokens"                                            # step in; update out (the next scale's)
+SCALE, PAST_LEN = "scale", "past_len"                        # step in, int64 scalars
+BETA, RHO, CFG_T = "beta", "rho", "cfg_t"                    # step in, float32 scalars
+CACHE, NEW = "cache", "new"                                  # step: prefixes of the cache inputs, new-key outputs
+LOGITS = "logits"                                            # step out; sample in
+NOISE, TOP_K, TOP_P = "noise", "top_k", "top_p"              # sample in
+IDS = "ids"                                                  # sample out; update in
+F_HAT, F_HAT_OUT = "f_hat", "f_hat_out"                      # update in, out; decode in (F_HAT)
+IMAGES = "images"                                            # decode out
+BATCH, BATCH2, N = "batch", "batch2", "n"                    # dynamic dimensions: B, 2B, the scale's tokens
 
 
 def graph_names(num_scales: int) -> list:
     """Every graph of an export, in export order: condition, step, sample, update_<s>, decode."""
-    return ["condition", "step", "sample", *(graph_name(PER_SCALE, s) for s in range(num_scales)), "decode"]
+    return [CONDITION, STEP, SAMPLE, *(graph_name(PER_SCALE, s) for s in range(num_scales)), DECODE]
 
 
 def graph_name(kind: str, scale: Optional[int] = None) -> str:
@@ -49,10 +66,14 @@ def graph_files(num_scales: int, suffix: str) -> dict:
     for name in graph_names(num_scales):
         kind, scale = graph_kind(name)
         if scale is None:
-            files[kind] = name + suffix
+            files[kind] = graph_file(name, suffix)
         else:
-            files.setdefault(kind, []).append(name + suffix)
+            files.setdefault(kind, []).append(graph_file(name, suffix))
     return files
+
+
+def graph_file(name: str, suffix: str) -> str:
+    return name + suffix
 
 
 @dataclass(frozen=True)
@@ -85,14 +106,14 @@ def restricted_attention(q, k, v, softmax_scale):
 
 def cache_names(depth: int, prefix: str) -> list:
     """Per block K then V: `{prefix}_k.0, {prefix}_v.0, {prefix}_k.1, ...` (the step graph's
-    `cache` inputs and `new` outputs)."""
+    CACHE inputs and NEW outputs)."""
     return [f"{prefix}_{kv}.{i}" for i in range(depth) for kv in "kv"]
 
 
 def cache_feeds(cache) -> dict:
     """The step graph's cache inputs: the whole static buffers of a `KVCache`, by name."""
     buffers = [b for layer in range(len(cache.k)) for b in (cache.k[layer], cache.v[layer])]
-    return dict(zip(cache_names(len(cache.k), "cache"), buffers))
+    return dict(zip(cache_names(len(cache.k), CACHE), buffers))
 
 
 def write_new_keys(cache, past_len: int, new_kv: list):
@@ -110,7 +131,7 @@ def step_scalars(plan, amp_mode: Optional[str], si: int, n: int, beta: float, rh
     the float32 that gives the reference's k_sel (`graph_rho`)."""
     if plan is None or not plan.active(si):
         beta = NEUTRAL_BETA[amp_mode or "logit"]
-    return {"beta": np.float32(beta), "rho": graph_rho(rho, n), "cfg_t": np.float32(t)}
+    return {BETA: np.float32(beta), RHO: graph_rho(rho, n), CFG_T: np.float32(t)}
 
 
 class ConditionGraph(nn.Module):
@@ -127,10 +148,10 @@ class ConditionGraph(nn.Module):
     @staticmethod
     def spec(cfg, dtype) -> GraphSpec:
         C, first_l = cfg.embed_dim, cfg.patch_nums[0] ** 2
-        return GraphSpec("condition", (TensorSpec("labels", ("batch",), torch.int64),), (
-            TensorSpec("block_mods", ("batch2", cfg.depth, 6, C), dtype),
-            TensorSpec("head_mod", ("batch2", 2, C), dtype),
-            TensorSpec("sos", ("batch2", first_l, C), dtype)))
+        return GraphSpec(CONDITION, (TensorSpec(LABELS, (BATCH,), torch.int64),), (
+            TensorSpec(BLOCK_MODS, (BATCH2, cfg.depth, 6, C), dtype),
+            TensorSpec(HEAD_MOD, (BATCH2, 2, C), dtype),
+            TensorSpec(SOS, (BATCH2, first_l, C), dtype)))
 
 
 class StepGraph(nn.Module):
@@ -149,7 +170,7 @@ class StepGraph(nn.Module):
             self.cls_table = None
 
     def forward(self, tokens, block_mods, head_mod, si, past_len, beta, rho, t, *caches):
-        """Inputs in spec order; the graph names `si` "scale" and the guidance weight `t` "cfg_t"."""
+        """Inputs in spec order; the graph names `si` SCALE and the guidance weight `t` CFG_T."""
         n = tokens.shape[1]
         x = tokens                                                                    # (2B, n, C)
         if self.cls_table is not None:
@@ -175,15 +196,15 @@ class StepGraph(nn.Module):
     @staticmethod
     def spec(cfg, dtype) -> GraphSpec:
         C, H, D, depth = cfg.embed_dim, cfg.num_heads, cfg.head_dim, cfg.depth
-        scalar = [TensorSpec(name, (), torch.int64) for name in ("scale", "past_len")]
-        scalar += [TensorSpec(name, (), torch.float32) for name in ("beta", "rho", "cfg_t")]
-        caches = [TensorSpec(name, ("batch2", H, cfg.seq_len + 1, D), dtype) for name in cache_names(depth, "cache")]
-        new = [TensorSpec(name, ("batch2", H, "n", D), dtype) for name in cache_names(depth, "new")]
-        return GraphSpec("step", (
-            TensorSpec("tokens", ("batch2", "n", C), dtype),
-            TensorSpec("block_mods", ("batch2", depth, 6, C), dtype),
-            TensorSpec("head_mod", ("batch2", 2, C), dtype), *scalar, *caches),
-            (TensorSpec("logits", ("batch", "n", cfg.vae.vocab_size), torch.float32), *new))
+        scalar = [TensorSpec(name, (), torch.int64) for name in (SCALE, PAST_LEN)]
+        scalar += [TensorSpec(name, (), torch.float32) for name in (BETA, RHO, CFG_T)]
+        caches = [TensorSpec(name, (BATCH2, H, cfg.seq_len + 1, D), dtype) for name in cache_names(depth, CACHE)]
+        new = [TensorSpec(name, (BATCH2, H, N, D), dtype) for name in cache_names(depth, NEW)]
+        return GraphSpec(STEP, (
+            TensorSpec(TOKENS, (BATCH2, N, C), dtype),
+            TensorSpec(BLOCK_MODS, (BATCH2, depth, 6, C), dtype),
+            TensorSpec(HEAD_MOD, (BATCH2, 2, C), dtype), *scalar, *caches),
+            (TensorSpec(LOGITS, (BATCH, N, cfg.vae.vocab_size), torch.float32), *new))
 
 
 class UpdateGraph(nn.Module):
@@ -204,12 +225,12 @@ class UpdateGraph(nn.Module):
     @staticmethod
     def spec(cfg, dtype, si) -> GraphSpec:
         side, Cv = cfg.patch_nums[-1], cfg.vae.Cvae
-        f_hat = ("batch", Cv, side, side)
-        outputs = (TensorSpec("f_hat_out", f_hat, dtype),)
+        f_hat = (BATCH, Cv, side, side)
+        outputs = (TensorSpec(F_HAT_OUT, f_hat, dtype),)
         if si != cfg.num_scales - 1:
-            outputs += (TensorSpec("tokens", ("batch2", cfg.patch_nums[si + 1] ** 2, cfg.embed_dim), dtype),)
-        return GraphSpec(graph_name(PER_SCALE, si), (TensorSpec("ids", ("batch", cfg.patch_nums[si] ** 2), torch.int64),
-                                          TensorSpec("f_hat", f_hat, dtype)), outputs)
+            outputs += (TensorSpec(TOKENS, (BATCH2, cfg.patch_nums[si + 1] ** 2, cfg.embed_dim), dtype),)
+        return GraphSpec(graph_name(PER_SCALE, si), (TensorSpec(IDS, (BATCH, cfg.patch_nums[si] ** 2), torch.int64),
+                                                     TensorSpec(F_HAT, f_hat, dtype)), outputs)
 
 
 def guidance_rows(image_tokens_B2nC: torch.Tensor, out: torch.Tensor = None) -> torch.Tensor:
@@ -237,8 +258,8 @@ class DecodeGraph(nn.Module):
     @staticmethod
     def spec(cfg, dtype) -> GraphSpec:
         side, size = cfg.patch_nums[-1], cfg.vae.image_size
-        return GraphSpec("decode", (TensorSpec("f_hat", ("batch", cfg.vae.Cvae, side, side), dtype),),
-                         (TensorSpec("images", ("batch", 3, size, size), torch.float32),))
+        return GraphSpec(DECODE, (TensorSpec(F_HAT, (BATCH, cfg.vae.Cvae, side, side), dtype),),
+                         (TensorSpec(IMAGES, (BATCH, 3, size, size), torch.float32),))
 
 
 def traceable(model, name: str, amp_layers, amp_mode, dtype):
@@ -247,11 +268,11 @@ def traceable(model, name: str, amp_layers, amp_mode, dtype):
     B = TRACE_BATCH
     gen = torch.Generator().manual_seed(0)
     kind, si = graph_kind(name)
-    if kind == "condition":
+    if kind == CONDITION:
         return ConditionGraph(var), ConditionGraph.spec(cfg, dtype), (torch.arange(B),)
-    if kind == "decode":
+    if kind == DECODE:
         return DecodeGraph(model.vae), DecodeGraph.spec(cfg, dtype), (_example_fhat(cfg, B, dtype, gen),)
-    if kind == "step":
+    if kind == STEP:
         si = cfg.num_scales // 2          # n > 1 and P > 0, so neither is traced as a special case
         n, P = cfg.patch_nums[si] ** 2, cfg.scale_offsets[si]
         with torch.no_grad():

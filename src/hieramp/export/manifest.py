@@ -58,6 +58,18 @@ class ExportManifest(DirectoryManifest):
     def dtype(self) -> str:
         return self.data["dtype"]
 
+    @property
+    def patch_nums(self) -> tuple:
+        return tuple(self.data["patch_nums"])
+
+    @property
+    def vocab_size(self) -> int:
+        return self.data["model"]["config"]["vae"]["vocab_size"]
+
+    @property
+    def max_batch(self) -> int:
+        return self.data["max_batch"]
+
     def graph(self, name: str, scale: int = None) -> Path:
         entry = self.data["graphs"][name]
         return self.directory / (entry[scale] if scale is not None else entry)

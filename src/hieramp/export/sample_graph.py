@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .graphs import BATCH, IDS, LOGITS, N, NOISE, SAMPLE, TOP_K, TOP_P
+
 TOPK_LIMIT = 3840
 
 
@@ -39,30 +41,30 @@ def sample_model(vocab_size: int, opset: int) -> onnx.ModelProto:
 
     last = const("last_axis", [-1], np.int64)
     zero, one = const("zero", 0, np.int64), const("one", 1, np.int64)
-    K = node("Reshape", "top_k", last)                                                    # (1,)
-    values, order = node("TopK", "logits", K, axis=-1, largest=1, sorted=1, outputs=["values", "order"])  # (B, n, K)
+    K = node("Reshape", TOP_K, last)                                                    # (1,)
+    values, order = node("TopK", LOGITS, K, axis=-1, largest=1, sorted=1, outputs=["values", "order"])  # (B, n, K)
 
     # top-p: drop tokens whose ascending cumulative probability is <= 1 - top_p, keep the largest.
     tail_mass = node("CumSum", node("Softmax", values, axis=-1), const("axis", -1, np.int64), reverse=1)
     not_first = node("Greater", node("Range", zero, node("Squeeze", K), one), zero)     # (K,)
-    top_p_on = node("And", node("Greater", "top_p", const("p_min", 0.0, np.float32)),
-                    node("Less", "top_p", const("p_max", 1.0, np.float32)))
-    cut = node("Sub", const("f_one", 1.0, np.float32), "top_p")
+    top_p_on = node("And", node("Greater", TOP_P, const("p_min", 0.0, np.float32)),
+                    node("Less", TOP_P, const("p_max", 1.0, np.float32)))
+    cut = node("Sub", const("f_one", 1.0, np.float32), TOP_P)
     drop = node("And", node("And", node("LessOrEqual", tail_mass, cut), not_first), top_p_on)
     kept = node("Where", drop, const("neg_inf", -np.inf, np.float32), values)
 
     # Inverse CDF: the first position whose cumulative probability exceeds noise * total.
     cdf = node("CumSum", node("Softmax", kept, axis=-1), const("axis2", -1, np.int64))  # (B, n, K)
     total = node("Slice", cdf, last, const("end", [np.iinfo(np.int64).max], np.int64), last)  # (B, n, 1)
-    threshold = node("Mul", node("Unsqueeze", "noise", last), total)
+    threshold = node("Mul", node("Unsqueeze", NOISE, last), total)
     below = node("ReduceSum", node("Cast", node("LessOrEqual", cdf, threshold), to=TensorProto.INT64), last, keepdims=1)
     pos = node("Min", below, node("Sub", K, one))                                        # (B, n, 1)
-    node("Squeeze", node("GatherElements", order, pos, axis=-1), last, outputs=["ids"])
+    node("Squeeze", node("GatherElements", order, pos, axis=-1), last, outputs=[IDS])
 
-    graph = helper.make_graph(nodes, "sample", [
-        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "n", vocab_size]),
-        helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["batch", "n"]),
-        helper.make_tensor_value_info("top_k", TensorProto.INT64, []),
-        helper.make_tensor_value_info("top_p", TensorProto.FLOAT, []),
-    ], [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "n"])], initializer=inits)
+    graph = helper.make_graph(nodes, SAMPLE, [
+        helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, [BATCH, N, vocab_size]),
+        helper.make_tensor_value_info(NOISE, TensorProto.FLOAT, [BATCH, N]),
+        helper.make_tensor_value_info(TOP_K, TensorProto.INT64, []),
+        helper.make_tensor_value_info(TOP_P, TensorProto.FLOAT, []),
+    ], [helper.make_tensor_value_info(IDS, TensorProto.INT64, [BATCH, N])], initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

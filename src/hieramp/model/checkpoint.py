@@ -127,23 +127,31 @@ def load_weights(module, sd, path, ignored=None):
     module.load_state_dict(sd, strict=True)
 
 
-def load_model(var_ckpt, vae_ckpt, device="cpu", trust_checkpoint=False) -> HierAmpModel:
-    """VAR (plain or HierAmp fine-tune) and VQVAE from the official file forms."""
-    checks.device(device)
-    var_sd = read_state_dict(var_ckpt, trust_checkpoint)
+def load_vae_for(var_cfg: VARConfig, vae_ckpt, var_ckpt, trust_checkpoint=False) -> VQVAE:
+    """The VQVAE file of a VAR, checked to fit it (vocabulary and latent width)."""
     vae_sd = read_state_dict(vae_ckpt, trust_checkpoint)
-    var_cfg = infer_var_config(var_sd, var_ckpt)
     vae_cfg = infer_vae_config(vae_sd, var_cfg.patch_nums, vae_ckpt)
     if (vae_cfg.vocab_size, vae_cfg.Cvae) != (var_cfg.vae.vocab_size, var_cfg.vae.Cvae):
         raise UserError(f"{vae_ckpt} (vocabulary {vae_cfg.vocab_size}, width {vae_cfg.Cvae}) does not match "
                         f"{var_ckpt} (vocabulary {var_cfg.vae.vocab_size}, width {var_cfg.vae.Cvae}): pass the VQVAE it was trained with")
-    var_cfg = replace(var_cfg, vae=vae_cfg)
     with torch.device("meta"):
-        var, vae = VAR(var_cfg), VQVAE(vae_cfg)
-    var.to_empty(device="cpu")
+        vae = VQVAE(vae_cfg)
     vae.to_empty(device="cpu")
-    load_weights(var, var_sd, var_ckpt, IGNORED_VAR_KEYS)
     load_weights(vae, vae_sd, vae_ckpt)
+    return vae
+
+
+def load_model(var_ckpt, vae_ckpt, device="cpu", trust_checkpoint=False) -> HierAmpModel:
+    """VAR (plain or HierAmp fine-tune) and VQVAE from the official file forms."""
+    checks.device(device)
+    var_sd = read_state_dict(var_ckpt, trust_checkpoint)
+    var_cfg = infer_var_config(var_sd, var_ckpt)
+    vae = load_vae_for(var_cfg, vae_ckpt, var_ckpt, trust_checkpoint)
+    var_cfg = replace(var_cfg, vae=vae.cfg)
+    with torch.device("meta"):
+        var = VAR(var_cfg)
+    var.to_empty(device="cpu")
+    load_weights(var, var_sd, var_ckpt, IGNORED_VAR_KEYS)
     source = ModelSource(Path(var_ckpt).name, sha256_of(var_ckpt), sha256_of(vae_ckpt),
                          (str(Path(var_ckpt).resolve()), str(Path(vae_ckpt).resolve())))
     return HierAmpModel(var, vae, source).eval().to(device)

@@ -84,10 +84,15 @@ class AdaLNBlock(nn.Module):
         return self.ada_lin(cond_BC).view(-1, 6, self.C)
 
     def forward(self, x_BLC, mod_B6C, attend: Callable):
+        return self.output_and_attention(x_BLC, mod_B6C, attend)[0]
+
+    def output_and_attention(self, x_BLC, mod_B6C, attend: Callable):
+        """The block's output and its attention sub-layer's output (after the projection, before gamma1)."""
         gamma1, gamma2, scale1, scale2, shift1, shift2 = mod_B6C.unsqueeze(2).unbind(1)   # (B, 1, C) each
         q, k, v = self.attn.qkv(self.norm(x_BLC) * (1 + scale1) + shift1)
-        x_BLC = x_BLC + self.attn.out(attend(q, k, v, self.attn.softmax_scale)) * gamma1
-        return x_BLC + self.ffn(self.norm(x_BLC) * (1 + scale2) + shift2) * gamma2
+        a_BLC = self.attn.out(attend(q, k, v, self.attn.softmax_scale))
+        x_BLC = x_BLC + a_BLC * gamma1
+        return x_BLC + self.ffn(self.norm(x_BLC) * (1 + scale2) + shift2) * gamma2, a_BLC
 
 
 class AdaLNBeforeHead(nn.Module):
@@ -244,7 +249,8 @@ class VAR(nn.Module):
         return torch.where(allowed, 0.0, float("-inf")).to(device)
 
     def forward(self, labels_B, x_BLCv_wo_first_l):
-        """Teacher-forced logits (B, L, V) and the last block's class-token outputs (B, n_cls, C)."""
+        """Teacher-forced logits (B, L, V) and the class-token features (B, n_cls, C): the last block's
+        attention output at the class-token positions (HierAmp's c_n^e, Eq. 6)."""
         cond = self._condition(labels_B)
         tokens = torch.cat((cond.sos, self.word_embed(x_BLCv_wo_first_l) + self.level_pos()[:, cond.sos.shape[1]:]), 1)
         _, is_cls = self.sequence_layout()
@@ -257,6 +263,7 @@ class VAR(nn.Module):
         def attend(q, k, v, softmax_scale):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=softmax_scale)
 
-        for block, mod in zip(self.blocks, cond.block_mods):
+        for block, mod in zip(self.blocks[:-1], cond.block_mods):
             x = block(x, mod, attend)
-        return self.logits(x[:, ~is_cls], cond.head_mod), x[:, is_cls]
+        x, a = self.blocks[-1].output_and_attention(x, cond.block_mods[-1], attend)
+        return self.logits(x[:, ~is_cls], cond.head_mod), a[:, is_cls]

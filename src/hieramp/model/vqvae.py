@@ -250,7 +250,16 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def img_to_idx(self, img_B3HW) -> list:
         """Multi-scale residual quantization of images in [-1, 1]: per scale (B, pn * pn) int64."""
-        rest = self.quant_conv(self.encoder(img_B3HW))  # (B, Cv, P, P)
+        return self.latent_to_idx(self.encode(img_B3HW))
+
+    @torch.no_grad()
+    def encode(self, img_B3HW):
+        """The latent that the scales quantize: (B, Cv, P, P)."""
+        return self.quant_conv(self.encoder(img_B3HW))
+
+    @torch.no_grad()
+    def latent_to_idx(self, rest) -> list:
+        """Residual quantization of a latent (B, Cv, P, P) over the scales: per scale (B, pn * pn) int64."""
         idx_list = []
         for si in range(len(self.patch_nums)):
             idx_Bl = self.quantize.nearest(self.quantize.downsample(si, rest))  # (B, pn * pn)

@@ -1,11 +1,13 @@
-"""The one optimisation loop every trainer here runs: AdamW, linear warm-up, cosine decay,
-gradient clipping, seeded minibatches and a tqdm bar."""
+"""The optimisation loop of the digits trainers: AdamW, linear warm-up, cosine decay, gradient
+clipping (the shared Stepper), seeded minibatches and a tqdm bar."""
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
+
+from .stepper import Stepper
 
 TRAIN_THREADS = 2
 
@@ -56,15 +58,13 @@ def fit(loss_fn, params, n: int, schedule: Schedule, generator: torch.Generator,
     params = [p for p in params if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=schedule.lr, betas=schedule.betas, weight_decay=schedule.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule.lr_factor)
+    stepper = Stepper(opt, schedule.clip)
     losses = []
     bar = tqdm(total=schedule.steps, desc=desc, unit="step", disable=not progress, leave=False)
     for _, idx in zip(range(schedule.steps), minibatches(n, schedule.batch_size, generator)):
         loss = loss_fn(idx)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if schedule.clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, schedule.clip)
-        opt.step()
+        stepper.backward(loss)
+        stepper.step()
         sched.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)

@@ -2,26 +2,26 @@
 
 Phase 1 trains a plain VAR (no class tokens) with the next-scale token loss and class dropout,
 so classifier-free guidance works. Phase 2 adds a class token at every scale and a shared linear
-`class_head` on the last block's class-token outputs, and fine-tunes everything on the token
-loss plus the classification loss averaged over scales (HierAmp, Eq. 6).
+`class_head`, and fine-tunes everything on the token loss plus the classification loss averaged
+over scales (HierAmp, Eq. 6). Both phases use the loss of `hieramp finetune` (train.objective).
 Letters: N images, B batch, L tokens, V vocabulary, Cv latent width, S scales, K classes.
 """
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..model.config import VARConfig
 from ..model.var import VAR
 from ..model.vqvae import VQVAE
 from .fit import Schedule, fit
+from .objective import Objective, drop_labels, new_class_head, var_objective
 from .vqvae import DIGITS_VAE
 
 DIGITS_VAR = VARConfig(depth=4, embed_dim=128, num_heads=4, num_classes=10, vae=DIGITS_VAE)
 PRETRAIN_SCHEDULE = Schedule(steps=800, batch_size=64, lr=1.5e-3, weight_decay=0.05, warmup=50)
 FINETUNE_SCHEDULE = Schedule(steps=250, batch_size=64, lr=3e-4, weight_decay=0.05, warmup=20)
-CLASS_DROP = 0.1                # share of labels replaced by the unconditional label
 CLS_LOSS_WEIGHT = 1.0
 
 
@@ -43,16 +43,10 @@ def tokenize(vae: VQVAE, images_N3HW, labels_N, batch_size=256) -> TokenData:
     return TokenData(torch.cat(ids), torch.cat(inputs), torch.as_tensor(labels_N, dtype=torch.int64))
 
 
-def drop_labels(labels_B, num_classes: int, generator: torch.Generator):
-    drop = torch.rand(len(labels_B), generator=generator) < CLASS_DROP
-    return torch.where(drop, torch.full_like(labels_B, num_classes), labels_B)
-
-
-def token_loss(var: VAR, data: TokenData, idx, generator):
-    """Mean next-scale cross-entropy over all positions, and the class-token outputs (B, S, C)."""
-    labels = drop_labels(data.labels_N[idx], var.cfg.num_classes, generator)
-    logits_BLV, cls_BSC = var(labels, data.inputs_NLCv[idx])
-    return F.cross_entropy(logits_BLV.flatten(0, 1), data.ids_NL[idx].flatten()), cls_BSC
+def batch_objective(var: VAR, class_head, data: TokenData, idx, generator: torch.Generator) -> Objective:
+    labels = data.labels_N[idx]
+    dropped = drop_labels(labels, var.cfg.num_classes, generator)
+    return var_objective(var, class_head, labels, dropped, data.ids_NL[idx], data.inputs_NLCv[idx], CLS_LOSS_WEIGHT)
 
 
 def pretrain_var(data: TokenData, seed: int, cfg: VARConfig = DIGITS_VAR, schedule: Schedule = PRETRAIN_SCHEDULE,
@@ -60,8 +54,8 @@ def pretrain_var(data: TokenData, seed: int, cfg: VARConfig = DIGITS_VAR, schedu
     """Phase 1: a plain VAR; returns (model, per-step losses)."""
     var = VAR(replace(cfg, cls_token_scales=())).train()
     generator = torch.Generator().manual_seed(seed)
-    losses = fit(lambda idx: token_loss(var, data, idx, generator)[0], var.parameters(), len(data.labels_N), schedule,
-                 generator, "VAR", progress)
+    losses = fit(lambda idx: batch_objective(var, None, data, idx, generator).total, var.parameters(),
+                 len(data.labels_N), schedule, generator, "VAR", progress)
     return var.eval(), losses
 
 
@@ -74,25 +68,28 @@ def finetune_class_tokens(plain: VAR, data: TokenData, seed: int, schedule: Sche
     missing, unexpected = var.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("cls_tokens.") for k in missing), (missing, unexpected)
     var.train()
-    class_head = nn.Linear(cfg.embed_dim, cfg.num_classes)
+    class_head = new_class_head(cfg.embed_dim, cfg.num_classes)
     generator = torch.Generator().manual_seed(seed + 1)
     cls_losses = []
 
     def loss_fn(idx):
-        tokens, cls_BSC = token_loss(var, data, idx, generator)
-        logits_BSK = class_head(cls_BSC)
-        labels_BS = data.labels_N[idx, None].expand(-1, logits_BSK.shape[1])      # the labels before dropout
-        cls_loss = F.cross_entropy(logits_BSK.flatten(0, 1), labels_BS.flatten())
-        cls_losses.append(cls_loss.item())
-        return tokens + CLS_LOSS_WEIGHT * cls_loss
+        obj = batch_objective(var, class_head, data, idx, generator)
+        cls_losses.append(obj.cls.item())
+        return obj.total
 
     params = list(var.parameters()) + list(class_head.parameters())
     losses = fit(loss_fn, params, len(data.labels_N), schedule, generator, "class tokens", progress)
     return var.eval(), class_head.eval(), losses, cls_losses
 
 
+def var_wo_ddp_state(var: VAR, class_head: Optional[nn.Linear]) -> dict:
+    """The weights as HierAmp's trainer saves them: the VAR's keys plus `class_head.*` (when there is one)."""
+    state = dict(var.state_dict())
+    if class_head is not None:
+        state.update({f"class_head.{k}": v for k, v in class_head.state_dict().items()})
+    return state
+
+
 def hieramp_checkpoint(var: VAR, class_head: nn.Linear) -> dict:
     """The file form of the HierAmp fine-tunes: trainer -> var_wo_ddp, class_head included."""
-    state = dict(var.state_dict())
-    state.update({f"class_head.{k}": v for k, v in class_head.state_dict().items()})
-    return {"trainer": {"var_wo_ddp": state}}
+    return {"trainer": {"var_wo_ddp": var_wo_ddp_state(var, class_head)}}

@@ -13,7 +13,9 @@ import torch
 from ...errors import UserError
 from ...export.amp_function import INDICATOR
 from ...export.exporter import DTYPES
-from ...export.graphs import cache_feeds, guidance_rows, step_scalars, write_new_keys
+from ...export.graphs import (BATCH, BATCH2, BLOCK_MODS, CONDITION, DECODE, F_HAT, HEAD_MOD, IDS, LABELS, LOGITS, NOISE,
+                              PAST_LEN, SAMPLE, SCALE, STEP, TOKENS, TOP_K, TOP_P, UPDATE, cache_feeds, guidance_rows,
+                              step_scalars, write_new_keys)
 from ...export.manifest import ExportManifest, check_amp_plan
 from ...export.sample_graph import candidates
 from .base import Backend
@@ -36,7 +38,8 @@ class _Graph:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.outputs = self.session.get_outputs()
 
-    def __call__(self, **feeds):
+    def __call__(self, feeds: dict):
+        """Feeds by graph input name (extra ones are ignored); the outputs in graph order."""
         feeds = {name: value for name, value in feeds.items() if name in self.inputs}
         if self.device.type != "cuda":
             arrays = {name: np.ascontiguousarray(v.numpy()) if isinstance(v, torch.Tensor) else v for name, v in feeds.items()}
@@ -56,8 +59,8 @@ class _Graph:
             dims.update({d: size for d, size in zip(info.shape, value.shape) if isinstance(d, str)})
             binding.bind_input(info.name, "cuda", self.device.index or 0, NUMPY_TYPES[value.dtype], tuple(value.shape), value.data_ptr())
         # Symbolic output dims: batch2 is twice batch, by the export's design.
-        dims.setdefault("batch2", 2 * dims.get("batch", 0))
-        dims.setdefault("batch", dims["batch2"] // 2)
+        dims.setdefault(BATCH2, 2 * dims.get(BATCH, 0))
+        dims.setdefault(BATCH, dims[BATCH2] // 2)
         results = []
         for info in self.outputs:
             if not info.shape or any(not isinstance(d, int) and d not in dims for d in info.shape):
@@ -112,11 +115,11 @@ class OrtBackend(Backend):
             path = manifest.graph(name, scale)
             return _Graph(str(path), path, self._session_options(), self.device)
 
-        self.condition_graph = load("condition")
-        self.step_graph = load("step")
-        self.sample_graph = load("sample")
-        self.update_graphs = [load("update", s) for s in range(self.cfg.num_scales)]
-        self.decode_graph = load("decode")
+        self.condition_graph = load(CONDITION)
+        self.step_graph = load(STEP)
+        self.sample_graph = load(SAMPLE)
+        self.update_graphs = [load(UPDATE, s) for s in range(self.cfg.num_scales)]
+        self.decode_graph = load(DECODE)
         self.record_amp = False
 
     def _session_options(self):
@@ -133,7 +136,7 @@ class OrtBackend(Backend):
         op nodes has no sets to record."""
         if not self.manifest.amp_layers or self.record_amp:
             return self.record_amp
-        path = self.manifest.graph("step")
+        path = self.manifest.graph(STEP)
         model = onnx.inliner.inline_local_functions(onnx.load(str(path), load_external_data=False))
         found = [o for node in model.graph.node for o in node.output if o.startswith(INDICATOR)]
         if len(found) != len(self.manifest.amp_layers):
@@ -157,18 +160,18 @@ class OrtBackend(Backend):
         self.check(len(labels_B), plan)
         self.cache = self.cache_for(len(labels_B))
         labels = torch.as_tensor(labels_B, dtype=torch.int64).to(self.device)
-        self.block_mods, self.head_mod, self.sos = self.condition_graph(labels=labels)
+        self.block_mods, self.head_mod, self.sos = self.condition_graph({LABELS: labels})
         self.plan = plan
         self.amp_indicators = []
 
     def step(self, si, feats, beta, rho, t):
-        """`feats` is the previous update's `tokens` output: the scale's embedded input."""
+        """`feats` is the previous update's TOKENS output: the scale's embedded input."""
         P, n = self.cfg.scale_offsets[si], self.cfg.patch_nums[si] ** 2
         scalars = step_scalars(self.plan, self.manifest.amp_mode, si, n, beta, rho, t)
-        logits, *rest = self.step_graph(
-            tokens=self.sos if si == 0 else feats, block_mods=self.block_mods, head_mod=self.head_mod,
-            scale=_scalar(si, np.int64), past_len=_scalar(P, np.int64),
-            **{name: _scalar(value, np.float32) for name, value in scalars.items()}, **cache_feeds(self.cache))
+        logits, *rest = self.step_graph({
+            TOKENS: self.sos if si == 0 else feats, BLOCK_MODS: self.block_mods, HEAD_MOD: self.head_mod,
+            SCALE: _scalar(si, np.int64), PAST_LEN: _scalar(P, np.int64),
+            **{name: _scalar(value, np.float32) for name, value in scalars.items()}, **cache_feeds(self.cache)})
         write_new_keys(self.cache, P, rest[:2 * self.cfg.depth])
         if self.record_amp:
             self.amp_indicators.append(dict(zip(self.manifest.amp_layers, rest[2 * self.cfg.depth:])))
@@ -176,16 +179,17 @@ class OrtBackend(Backend):
 
     def sample(self, logits, noise, top_k, top_p):
         K = candidates(top_k, self.cfg.vae.vocab_size)
-        return self.sample_graph(logits=logits, noise=noise, top_k=_scalar(K, np.int64), top_p=_scalar(top_p, np.float32))[0]
+        return self.sample_graph({LOGITS: logits, NOISE: noise, TOP_K: _scalar(K, np.int64),
+                                  TOP_P: _scalar(top_p, np.float32)})[0]
 
     # The update and the decoder run one image at a time, as in the torch backend: convolution
     # algorithms may depend on the batch size, and an image must not depend on its neighbours.
     def update(self, si, ids, f_hat):
-        parts = [self.update_graphs[si](ids=ids[i:i + 1], f_hat=f_hat[i:i + 1]) for i in range(len(ids))]
+        parts = [self.update_graphs[si]({IDS: ids[i:i + 1], F_HAT: f_hat[i:i + 1]}) for i in range(len(ids))]
         f_hat = torch.cat([p[0] for p in parts])
         if len(parts[0]) == 1:
             return f_hat, None
         return f_hat, guidance_rows(torch.stack([p[1] for p in parts]))                 # (2B, n', C)
 
     def decode(self, f_hat):
-        return torch.cat([self.decode_graph(f_hat=f_hat[i:i + 1])[0] for i in range(len(f_hat))])
+        return torch.cat([self.decode_graph({F_HAT: f_hat[i:i + 1]})[0] for i in range(len(f_hat))])

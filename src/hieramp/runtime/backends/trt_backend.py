@@ -18,7 +18,9 @@ from ...engine.manifest import describe_gpu
 from ...engine.rebuild import open_engines
 from ...engine.runner import CapturedWork, Engine, aligned_rows
 from ...errors import UserError
-from ...export.graphs import cache_feeds, cache_names, guidance_rows, step_scalars, write_new_keys
+from ...export.graphs import (BETA, BLOCK_MODS, CFG_T, CONDITION, DECODE, F_HAT, F_HAT_OUT, HEAD_MOD, IDS, IMAGES, LABELS,
+                              LOGITS, NEW, NOISE, PAST_LEN, RHO, SAMPLE, SCALE, SOS, STEP, TOKENS, TOP_K, TOP_P, UPDATE,
+                              cache_feeds, cache_names, guidance_rows, step_scalars, write_new_keys)
 from ...export.manifest import check_amp_plan
 from ...export.sample_graph import TOPK_LIMIT, candidates
 from ...model.kv_cache import KVCache
@@ -45,9 +47,9 @@ class _Batch:
         cfg, dev = backend.cfg, backend.device
         S, m = cfg.num_scales, backend.manifest
         self.B = B
-        contexts = [(backend.condition, m.profile("condition", B))]
-        contexts += [(backend.step_engine, m.profile("step", B, s)) for s in range(S)]
-        contexts += [(backend.sample_engine, m.profile("sample", B, s)) for s in range(S)]
+        contexts = [(backend.condition, m.profile(CONDITION, B))]
+        contexts += [(backend.step_engine, m.profile(STEP, B, s)) for s in range(S)]
+        contexts += [(backend.sample_engine, m.profile(SAMPLE, B, s)) for s in range(S)]
         # One scratch buffer for every context of this batch size: they run one after the other.
         self.scratch = torch.empty(max(e.scratch_bytes(p) for e, p in contexts), dtype=torch.uint8, device=dev)
         condition_ctx, step_ctx, sample_ctx = contexts[0], contexts[1:S + 1], contexts[S + 1:]
@@ -56,11 +58,11 @@ class _Batch:
         self.sample_ctx = [e.context(p, self.scratch) for e, p in sample_ctx]
 
         self.labels = torch.zeros(B, dtype=torch.int64, device=dev)
-        self.cond = backend.condition.bind(self.condition_ctx, {"labels": self.labels})  # block_mods, head_mod, sos
-        dtype = backend.step_engine.dtype("tokens")
+        self.cond = backend.condition.bind(self.condition_ctx, {LABELS: self.labels})  # block_mods, head_mod, sos
+        dtype = backend.step_engine.dtype(TOKENS)
         self.cache = KVCache.for_model(cfg, 2 * B, dtype, dev)
-        self.tokens = [self.cond["sos"]] + [torch.empty(2 * B, pn * pn, cfg.embed_dim, dtype=dtype, device=dev)
-                                            for pn in cfg.patch_nums[1:]]                # (2B, n, C) per scale
+        self.tokens = [self.cond[SOS]] + [torch.empty(2 * B, pn * pn, cfg.embed_dim, dtype=dtype, device=dev)
+                                          for pn in cfg.patch_nums[1:]]                  # (2B, n, C) per scale
         self.ids = [torch.zeros(B, pn * pn, dtype=torch.int64, device=dev) for pn in cfg.patch_nums]
         self.noise = [torch.zeros(B, pn * pn, dtype=torch.float32, device=dev) for pn in cfg.patch_nums]
         self.beta, self.rho, self.cfg_t, self.top_p = (
@@ -68,7 +70,7 @@ class _Batch:
         H, D, n_last = cfg.num_heads, cfg.head_dim, cfg.patch_nums[-1] ** 2
         self.new_kv = [torch.empty(2 * B * H * n_last * D, dtype=dtype, device=dev) for _ in range(2 * cfg.depth)]
         self.step_io = [self._bind_step(backend, s) for s in range(S)]                  # (inputs, outputs)
-        self.logits = [outputs["logits"] for _, outputs in self.step_io]                 # (B, n, V) float32
+        self.logits = [outputs[LOGITS] for _, outputs in self.step_io]                   # (B, n, V) float32
         self.step_work = [CapturedWork(self._step_work(s), backend.cuda_graphs) for s in range(S)]
         self._sample_work = {}                         # (scale, K) -> CapturedWork, made on first use
 
@@ -87,16 +89,16 @@ class _Batch:
         right away). Returns the inputs (the host past_len must stay alive) and the outputs."""
         cfg, B = backend.cfg, self.B
         H, D, n = cfg.num_heads, cfg.head_dim, cfg.patch_nums[s] ** 2
-        names = cache_names(cfg.depth, "new")
+        names = cache_names(cfg.depth, NEW)
         new = {name: buf[:2 * B * H * n * D].view(2 * B, H, n, D) for name, buf in zip(names, self.new_kv)}
-        inputs = {"tokens": self.tokens[s], "block_mods": self.cond["block_mods"], "head_mod": self.cond["head_mod"],
-                  "scale": torch.tensor(s, device=backend.device), "past_len": torch.tensor(cfg.scale_offsets[s]),
-                  "beta": self.beta[s], "rho": self.rho[s], "cfg_t": self.cfg_t[s], **cache_feeds(self.cache)}
+        inputs = {TOKENS: self.tokens[s], BLOCK_MODS: self.cond[BLOCK_MODS], HEAD_MOD: self.cond[HEAD_MOD],
+                  SCALE: torch.tensor(s, device=backend.device), PAST_LEN: torch.tensor(cfg.scale_offsets[s]),
+                  BETA: self.beta[s], RHO: self.rho[s], CFG_T: self.cfg_t[s], **cache_feeds(self.cache)}
         return inputs, backend.step_engine.bind(self.step_ctx[s], inputs, new)
 
     def _step_work(self, s: int):
         backend, (_, new) = self.backend, self.step_io[s]
-        new_kv = [new[name] for name in cache_names(backend.cfg.depth, "new")]          # (2B, H, n, D) each
+        new_kv = [new[name] for name in cache_names(backend.cfg.depth, NEW)]            # (2B, H, n, D) each
 
         def work():
             backend.step_engine.run(self.step_ctx[s])
@@ -112,10 +114,10 @@ class _Batch:
         def work():
             self.image_ids[s].copy_(self.ids[s])
             for i in range(self.B):
-                outputs = {"f_hat_out": f_out[i:i + 1]}
+                outputs = {F_HAT_OUT: f_out[i:i + 1]}
                 if not last:
-                    outputs["tokens"] = self.image_tokens[s][i]                                  # (2, n', C)
-                engine.bind(ctx, {"ids": self.image_ids[s][i:i + 1], "f_hat": f_in[i:i + 1]}, outputs)
+                    outputs[TOKENS] = self.image_tokens[s][i]                                    # (2, n', C)
+                engine.bind(ctx, {IDS: self.image_ids[s][i:i + 1], F_HAT: f_in[i:i + 1]}, outputs)
                 engine.run(ctx)
             if not last:
                 guidance_rows(self.image_tokens[s], out=self.tokens[s + 1])
@@ -127,7 +129,7 @@ class _Batch:
 
         def work():
             for i in range(self.B):
-                engine.bind(ctx, {"f_hat": f_hat[i:i + 1]}, {"images": self.images[i:i + 1]})
+                engine.bind(ctx, {F_HAT: f_hat[i:i + 1]}, {IMAGES: self.images[i:i + 1]})
                 engine.run(ctx)
         return work
 
@@ -135,10 +137,10 @@ class _Batch:
         """Scale s's sampling with K candidates (K is a shape input: one captured work per K)."""
         if (s, K) not in self._sample_work:
             engine, ctx = self.backend.sample_engine, self.sample_ctx[s]
-            inputs = {"logits": self.logits[s], "noise": self.noise[s], "top_k": torch.tensor(K), "top_p": self.top_p[s]}
+            inputs = {LOGITS: self.logits[s], NOISE: self.noise[s], TOP_K: torch.tensor(K), TOP_P: self.top_p[s]}
 
             def work():
-                engine.bind(ctx, inputs, {"ids": self.ids[s]})
+                engine.bind(ctx, inputs, {IDS: self.ids[s]})
                 engine.run(ctx)
             self._sample_work[s, K] = CapturedWork(work, self.backend.cuda_graphs)
         return self._sample_work[s, K]
@@ -176,9 +178,9 @@ class TensorRTBackend(Backend):
         def load(name, scale=None):
             return Engine(tensorrt, self.runtime, manifest.engine(name, scale))
 
-        self.condition, self.step_engine, self.sample_engine = load("condition"), load("step"), load("sample")
-        self.update_engines = [load("update", s) for s in range(self.cfg.num_scales)]
-        self.decode_engine = load("decode")
+        self.condition, self.step_engine, self.sample_engine = load(CONDITION), load(STEP), load(SAMPLE)
+        self.update_engines = [load(UPDATE, s) for s in range(self.cfg.num_scales)]
+        self.decode_engine = load(DECODE)
         per_image = self.update_engines + [self.decode_engine]
         self.image_scratch = torch.empty(max(e.scratch_bytes(0) for e in per_image), dtype=torch.uint8,
                                          device=self.device)
@@ -215,9 +217,9 @@ class TensorRTBackend(Backend):
         if si > 0 and feats.data_ptr() != b.tokens[si].data_ptr():
             raise ValueError("step() takes the features that update() returned")
         scalars = step_scalars(self.plan, self.manifest.amp_mode, si, n, beta, rho, t)
-        b.beta[si].fill_(float(scalars["beta"]))
-        b.rho[si].fill_(float(scalars["rho"]))
-        b.cfg_t[si].fill_(float(scalars["cfg_t"]))
+        b.beta[si].fill_(float(scalars[BETA]))
+        b.rho[si].fill_(float(scalars[RHO]))
+        b.cfg_t[si].fill_(float(scalars[CFG_T]))
         b.step_work[si]()
         return b.logits[si][:self.rows]                                                  # (B, n, V)
 
