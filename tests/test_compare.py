@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from hieramp import AmpConfig, Generator
 from hieramp.cli import main
@@ -45,16 +46,32 @@ def test_exceeded_tolerance_fails_with_reasons(tiny_model, export_dir):
 
 def test_reference_against_itself_is_exact(tiny_model):
     result = compare(Generator(tiny_model), labels=[4], amp=AmpConfig(layers=(1,)), progress=False)
-    assert result.passed and all(s.max_abs_error == 0 for s in result.scales)
-    assert [s.amp_set_agreement for s in result.scales] == [None, 1.0, 1.0, 1.0]     # torch records its sets too
+    assert result.passed and all(s.max_abs_error == 0 and s.argmax_agreement == 1.0 for s in result.scales)
+    assert [s.amp_set_agreement for s in result.scales] == [None, 1.0, 1.0, 1.0]
     assert result.psnr_db == result.free_psnr_db == [math.inf]
     assert result.to_dict()["psnr_db"] == result.to_dict()["free_psnr_db"] == [None]
 
 
-def test_fp16_defaults_do_not_gate_free_sampling():
-    fp16 = Tolerances.for_dtype("fp16")
-    assert fp16.min_token_agreement == 0 and fp16.min_psnr_db == 30 and fp16.max_logit_error > 1e-4
-    assert Tolerances.for_dtype("fp32") == Tolerances(1e-4, 1.0, 40.0, 1.0)
+def test_reduced_precision_gates_relative_error_and_not_free_sampling():
+    assert Tolerances.for_precision("fp32") == Tolerances(1e-4, None, 1.0, 1.0, 40.0, 1.0)
+    for name in ("bf16", "fp16", "int8"):
+        tol = Tolerances.for_precision(name)
+        assert tol.max_logit_error is None and tol.max_rel_logit_error < 0.5 and tol.min_token_agreement == 0
+        assert 0.85 <= tol.min_argmax_agreement < 1 and 0.5 <= tol.min_amp_set_agreement < 1 and tol.min_psnr_db >= 40
+    fp16, bf16 = Tolerances.for_precision("fp16"), Tolerances.for_precision("bf16")
+    assert fp16.max_rel_logit_error < bf16.max_rel_logit_error and fp16.min_argmax_agreement > bf16.min_argmax_agreement
+
+
+def test_bf16_torch_against_the_fp32_reference(tiny_model):
+    candidate = Generator(tiny_model, precision="bf16")
+    result = compare(candidate, labels=[0, 5], amp=AmpConfig(layers=(1,)), tolerances=Tolerances.for_precision("bf16"),
+                     progress=False)
+    assert result.passed, result.failures
+    assert all(0 < s.max_abs_error and s.max_rel_error < 1e-2 for s in result.scales)
+    assert all(s.amp_set_agreement is not None for s in result.scales[1:])
+    assert next(tiny_model.parameters()).dtype == torch.float32          # the reference kept its weights
+    strict = compare(candidate, labels=[0, 5], amp=AmpConfig(layers=(1,)), progress=False)
+    assert not strict.passed and any("logit error" in f for f in strict.failures)
 
 
 def test_cli_json_uses_the_exported_amplification(export_dir, capsys):

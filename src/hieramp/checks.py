@@ -78,6 +78,10 @@ def max_logit_error(value) -> float:
     return finite("max logit error", value, low=0)
 
 
+def max_rel_logit_error(value) -> float:
+    return finite("max relative logit error", value, low=0)
+
+
 def psnr(value) -> float:
     return finite("min PSNR", value, note=" (in dB)")
 

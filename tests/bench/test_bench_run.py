@@ -11,7 +11,7 @@ from PIL import Image
 from hieramp.bench.timing import stage_names
 from hieramp.cli import main
 
-RESULT_KEYS = {"backend", "variant", "batch_size", "s_per_img_median", "s_per_img_min", "s_per_img_max", "img_per_s",
+RESULT_KEYS = {"backend", "precision", "variant", "batch_size", "s_per_img_median", "s_per_img_min", "s_per_img_max", "img_per_s",
                "peak_mem_mb"}
 BATCH_SIZES = [1, 2]
 
@@ -92,3 +92,21 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "p.png").exists()
+
+
+def test_precisions_add_columns_side_by_side(tmp_path):
+    argv = ["bench", "--model", "tiny", "--backends", "torch,onnxruntime", "--precision", "fp32,bf16", "--variants", "amp",
+            "--warmup", "0", "--iters", "1", "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"),
+            "--plot", str(tmp_path / "r.png")]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {(r["backend"], r["precision"]) for r in report["results"]} == {
+        ("torch", "fp32"), ("torch bf16", "bf16"), ("onnxruntime", "fp32")}
+    assert "bf16" in report["unavailable"]["onnxruntime bf16"]
+    assert "| batch | variant | torch | torch bf16 | onnxruntime | onnxruntime bf16 |" in (tmp_path / "r.md").read_text()
+
+
+def test_fp16_on_cpu_is_refused_in_one_line(tmp_path, capsys):
+    assert main(["bench", "--model", "tiny", "--precision", "fp32,fp16", "--plot", str(tmp_path / "r.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fp16 runs on GPUs only" in err and "--precision bf16" in err and len(err.splitlines()) == 1

@@ -170,3 +170,14 @@ def test_resume_redoes_the_image_of_a_cut_last_line_and_refuses_other_damage(tmp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "manifest.jsonl line 2 is damaged" in err
     assert manifest.read_bytes() == before
+
+
+def test_precision_is_pinned_and_a_rerun_in_another_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert distill("--classes", "0", "--ipc", "1", "--out", str(out), "--precision", "bf16") == 0
+    assert json.loads((out / "run.json").read_text())["precision"] == "bf16"
+    assert json.loads((out / "manifest.jsonl").read_text().splitlines()[0])["precision"] == "bf16"
+    before = tree(out)
+    assert distill("--classes", "0", "--ipc", "1", "--out", str(out)) == 2
+    assert "precision is \"bf16\" there but null now (--precision" in capsys.readouterr().err
+    assert tree(out) == before

@@ -161,7 +161,7 @@ COMMANDS = {
                    (["--png-level", "x"], "invalid int value: 'x'"),
                    (["--shard", "3/2"], "shard 3/2 does not exist"), (["--shard", "0/0"], "shard 0/0 does not exist"),
                    (["--shard", "x"], "cannot read shard 'x'"), (["--shard", "1/x"], "cannot read shard '1/x'"),
-                   (["--ipc"], "expected one argument")]),
+                   (["--ipc"], "expected one argument"), (["--precision", "fp64"], "invalid choice: 'fp64'")]),
     "analyze": (["analyze", "--model", "tiny", "--classes", "0", "--ipc", "1", "--schedules", "none;5", "--out", "{out}"],
                 MODEL + SAMPLING + [r for r in AMP if "--beta" not in r[0] and "--no-amp" not in r[0]] + BACKEND
                 + CLASSES + OUT_DIR + BATCH + IPC
@@ -178,6 +178,8 @@ COMMANDS = {
                    (["--min-token-agreement", "1.5"], "min token agreement must lie in [0, 1]"),
                    (["--min-token-agreement", "nan"], "min token agreement must lie in [0, 1]"),
                    (["--min-amp-set-agreement", "-0.1"], "min amp set agreement must lie in [0, 1]"),
+                   (["--max-rel-logit-error", "nan"], "max relative logit error must lie in [0, inf)"),
+                   (["--min-argmax-agreement", "2"], "min argmax agreement must lie in [0, 1]"),
                    (["--min-psnr", "nan"], "min PSNR must be a finite number"),
                    (["--min-psnr", "inf"], "min PSNR must be a finite number"),
                    (["--min-psnr", "x"], "min PSNR must be a finite number")]),

@@ -22,35 +22,41 @@ def check_available(backend: str, device: str):
     return backend_class(backend)
 
 
-def export_variant(model, amp, key: str, export_root: Path, batch_sizes) -> Path:
+def export_variant(model, amp, key: str, export_root: Path, batch_sizes, dtype: str = "fp32") -> Path:
     """The model exported with the variant's amplification layers; kept under `export_root` and
     reused by later runs (the directory name holds the model fingerprint and every option). The op
     is exported in function form: ONNX Runtime runs its body, TensorRT-RTX inlines it, and
     TensorRT takes the registered plugin in its place."""
     from ..export import ExportManifest, export_model
     plan = amp.resolve(model.cfg)
-    out = Path(export_root) / f"{model.source.fingerprint}-{key}-b{max(batch_sizes)}"
+    out = Path(export_root) / f"{model.source.fingerprint}-{key}-b{max(batch_sizes)}-{dtype}"
     if not ExportManifest.describes(out):
         export_model(model, out, amp_layers=plan.layers if plan else (), amp_mode=plan.mode if plan else "logit",
-                     op_form="function", max_batch=max(batch_sizes))
+                     op_form="function", max_batch=max(batch_sizes), dtype=dtype, progress=False)
     return out
 
 
-def make_backend(backend: str, model, amp, variant: str, device: str, export_root: Path, batch_sizes, threads=None):
-    """The backend with the artifact it runs (`BACKENDS[backend].artifact`) made first."""
+def make_backend(backend: str, model, amp, variant: str, device: str, export_root: Path, batch_sizes, threads=None,
+                 precision="fp32"):
+    """The backend with the artifact it runs (`BACKENDS[backend].artifact`) made first. `precision`:
+    torch runs it; ONNX Runtime runs an export of that dtype; TensorRT builds an fp32 export's
+    engines in it (there is no bf16 export: ONNX Runtime's CPU provider has no bf16 kernels)."""
     cls = check_available(backend, device)
     device = device_for(backend, device)
     try:
         artifact = BACKENDS[backend].artifact
         if artifact is None:
-            return cls(model, device=device)
-        export_dir = export_variant(model, amp, variant, export_root, batch_sizes)
+            return cls(model, device=device, precision=precision)
+        if artifact == "export_dir" and precision == "bf16":
+            raise BackendUnavailable("exports have no bf16 (ONNX Runtime's CPU provider has no bf16 MatMul or Add)")
+        export_dir = export_variant(model, amp, variant, export_root, batch_sizes,
+                                    precision if artifact == "export_dir" else "fp32")
         if artifact == "export_dir":
             return cls(model, device=device, export_dir=export_dir, threads=threads)
         from ..engine import EngineManifest, build_engines
-        engine_dir = export_dir.with_name(export_dir.name + "-engines")
+        engine_dir = export_dir.with_name(export_dir.name + f"-engines-{precision}")
         if not EngineManifest.describes(engine_dir):
-            build_engines(export_dir, engine_dir, batch_sizes=tuple(batch_sizes))
+            build_engines(export_dir, engine_dir, precision=precision, batch_sizes=tuple(batch_sizes))
         return cls(model, device=device, engine_dir=engine_dir)
     except UserError as err:
         raise BackendUnavailable(str(err).splitlines()[0]) from None

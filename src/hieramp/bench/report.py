@@ -14,6 +14,12 @@ VARIANT_STYLES = {"base": ("o", ":"), "cls": ("s", "--"), "amp": ("^", "-")}
 STAGE_COLORS = {"steps": "#4c72b0", "sample": "#dd8452", "update": "#55a868", "decode": "#c44e52", "begin + other": "#8c8c8c"}
 
 
+def _color(column: str) -> str:
+    """Backend colour; a reduced-precision column of the same backend in a lighter shade."""
+    base = BACKEND_COLORS[column.split()[0]]
+    return base if " " not in column else base + "99"
+
+
 def to_json_text(report) -> str:
     return json.dumps(report.to_json(), indent=2) + "\n"
 
@@ -123,7 +129,7 @@ def plot_png(report) -> bytes:
             y = [r.img_per_s for r in arms]
             err = [[yi - 1 / max(r.s_per_img) for yi, r in zip(y, arms)], [1 / min(r.s_per_img) - yi for yi, r in zip(y, arms)]]
             marker, line = VARIANT_STYLES[variant]
-            throughput.errorbar(x, y, yerr=err, marker=marker, ls=line, color=BACKEND_COLORS[backend], capsize=3,
+            throughput.errorbar(x, y, yerr=err, marker=marker, ls=line, color=_color(backend), capsize=3,
                                 label=f"{backend} {variant}")
     throughput.set_xscale("log", base=2)
     throughput.set_yscale("log")
@@ -147,7 +153,7 @@ def plot_png(report) -> bytes:
                 left = [a + b for a, b in zip(left, widths)]
             ax.legend(fontsize=7)
         else:
-            ax.barh(labels, [r.peak_mem_mb for r in arms], color=[BACKEND_COLORS[r.backend] for r in arms])
+            ax.barh(labels, [r.peak_mem_mb for r in arms], color=[_color(r.backend) for r in arms])
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(f"{title}, batch {batch}", fontsize=9)

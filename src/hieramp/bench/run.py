@@ -9,13 +9,18 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.sampling import SamplingParams
+from ..precision import check_precision
 from .backends import BackendUnavailable, check_available
 from .machine import describe_machine, load_average
 from .timing import stage_names
 from .variants import DESCRIPTIONS, VARIANTS, paper_amp
 from .worker import ModelSpec, Worker, WorkerJob
 
-REFERENCE = "torch"
+REFERENCE = "torch"                   # the column of torch in fp32
+
+
+def column_name(backend: str, precision: str) -> str:
+    return backend if precision == "fp32" else f"{backend} {precision}"
 BACKEND_ORDER = ("torch", "onnxruntime", "tensorrt")
 WARMUP_SEED = 1_000_000      # warmup batches draw other noise than the measured ones
 
@@ -32,6 +37,11 @@ class BenchSettings:
     export_dir: Optional[str] = None     # where exports are kept between runs; None: a temporary directory
     threads: Optional[int] = None        # intra-op threads of torch and ONNX Runtime; None: their defaults
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    precisions: tuple = ("fp32",)        # each backend runs in each; torch fp32 is always the reference
+
+    def columns(self) -> list:
+        """(column, backend, precision) per arm: `torch`, `torch bf16`, `onnxruntime fp16`, ..."""
+        return [(column_name(b, p), b, p) for b in self.backends for p in self.precisions]
 
     def checked(self) -> "BenchSettings":
         """Torch first (the reference every figure is a ratio to), no repeats, known names."""
@@ -45,22 +55,27 @@ class BenchSettings:
             raise UserError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}")
+        for precision in self.precisions:
+            check_precision(precision, self.device)
         if self.iters < 1 or self.warmup < 0:
             raise UserError(f"need --iters >= 1 and --warmup >= 0, got {self.iters} and {self.warmup}")
         return replace(self, backends=(REFERENCE, *dict.fromkeys(b for b in self.backends if b != REFERENCE)),
                        batch_sizes=tuple(dict.fromkeys(self.batch_sizes)),
-                       variants=tuple(v for v in VARIANTS if v in self.variants))
+                       variants=tuple(v for v in VARIANTS if v in self.variants),
+                       precisions=("fp32", *dict.fromkeys(p for p in self.precisions if p != "fp32")))
 
 
 @dataclass(frozen=True)
 class ArmResult:
-    """One backend, variant and batch size: the seconds per image of each measured round."""
-    backend: str
+    """One backend column (a backend in one precision), variant and batch size: the seconds per
+    image of each measured round."""
+    backend: str                          # the column: backend, then the precision unless fp32
     variant: str
     batch_size: int
     s_per_img: tuple
     peak_mem_mb: float
     stages: dict                          # stage -> median seconds per image
+    precision: str = "fp32"
 
     @property
     def median(self) -> float:
@@ -75,7 +90,7 @@ class ArmResult:
         return 1 / self.median
 
     def to_json(self) -> dict:
-        return {"backend": self.backend, "variant": self.variant, "batch_size": self.batch_size,
+        return {"backend": self.backend, "precision": self.precision, "variant": self.variant, "batch_size": self.batch_size,
                 "s_per_img_median": self.median, "s_per_img_min": self.best,
                 "s_per_img_max": max(self.s_per_img), "img_per_s": self.img_per_s,
                 "peak_mem_mb": round(self.peak_mem_mb, 1)}
@@ -108,20 +123,20 @@ class BenchReport:
 
 
 def _start_workers(settings, export_root):
-    """One process per backend that can run here; the others go to `unavailable` with the reason."""
+    """One process per backend column that can run here; the others go to `unavailable` with the reason."""
     workers, unavailable = {}, {}
     try:
-        for name in settings.backends:
+        for column, name, precision in settings.columns():
             try:
                 check_available(name, settings.device)
                 worker = Worker(WorkerJob(name, settings.device, settings.spec, settings.variants, export_root,
-                                          settings.batch_sizes, settings.sampling, settings.threads))
+                                          settings.batch_sizes, settings.sampling, settings.threads, precision))
             except BackendUnavailable as err:
-                if name == REFERENCE:
+                if column == REFERENCE:
                     raise UserError(f"the torch reference cannot run: {err}") from None
-                unavailable[name] = str(err)
+                unavailable[column] = str(err)
                 continue
-            workers[name] = worker
+            workers[column] = worker
     except BaseException:
         for worker in workers.values():
             worker.close()
@@ -175,11 +190,13 @@ def run_bench(settings: BenchSettings, progress: bool = True) -> BenchReport:
         finally:
             for worker in workers.values():
                 worker.close()
-    results = [ArmResult(backend, variant, batch, tuple(s.seconds / batch for s in samples),
+    columns = [column for column, _, _ in settings.columns()]
+    results = [ArmResult(column, variant, batch, tuple(s.seconds / batch for s in samples),
                          max(s.peak_mem_mb for s in samples),
-                         _median_stages(profiled[backend, variant, batch], batch, info["num_scales"]))
-               for (backend, variant, batch), samples in measured.items()]
-    results.sort(key=lambda r: (r.batch_size, VARIANTS.index(r.variant), BACKEND_ORDER.index(r.backend)))
+                         _median_stages(profiled[column, variant, batch], batch, info["num_scales"]),
+                         workers[column].precision)
+               for (column, variant, batch), samples in measured.items()]
+    results.sort(key=lambda r: (r.batch_size, VARIANTS.index(r.variant), columns.index(r.backend)))
     machine = dict(describe_machine(), load_1min_before=load_before, load_1min_after=load_average())
     return BenchReport(machine, _settings_record(settings, workers, variants), results, unavailable)
 
@@ -188,7 +205,8 @@ def _settings_record(settings, workers, variants):
     info = workers[REFERENCE].info
     amp = paper_amp(info["depth"])
     return {
-        "model": info["model"], "image_size": info["image_size"], "backends": list(settings.backends),
+        "model": info["model"], "image_size": info["image_size"], "backends": [column for column, _, _ in settings.columns()],
+        "precisions": list(settings.precisions),
         "batch_sizes": list(settings.batch_sizes), "variants": {v: DESCRIPTIONS[v] for v in variants},
         "variants_skipped": info["skipped"], "warmup": settings.warmup, "iters": settings.iters,
         "device": settings.device, "threads": settings.threads or "default", "schedule": "interleaved: each round runs every (variant, backend) once",

@@ -48,6 +48,7 @@ class WorkerJob:
     batch_sizes: tuple
     sampling: SamplingParams
     threads: Optional[int] = None         # intra-op threads of torch and ONNX Runtime; None: their defaults
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def build_arms(job: WorkerJob):
     arms = {}
     for variant, (variant_model, amp) in models.items():
         backend = make_backend(job.backend, variant_model, amp, variant, job.device, Path(job.export_root),
-                               job.batch_sizes, job.threads)
+                               job.batch_sizes, job.threads, job.precision)
         arms[variant] = Arm(backend, variant_model, amp, device, job.sampling)
     info = {"model": model.source.name, "num_scales": model.cfg.num_scales, "depth": model.cfg.depth,
             "image_size": model.cfg.vae.image_size, "on_device": torch.device(device).type == "cuda", "memory": PeakMemory(device).kind, "skipped": skipped}
@@ -132,7 +133,7 @@ class Worker:
     """The parent's handle on one backend's process."""
 
     def __init__(self, job: WorkerJob):
-        self.backend = job.backend
+        self.backend, self.precision = job.backend, job.precision
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=serve, args=(child, job), name=f"hieramp-bench-{job.backend}", daemon=True)

@@ -3,6 +3,7 @@ and variant (base VAR, + class tokens, + amplification), with torch as the refer
 from ..bench import BenchSettings, ModelSpec, markdown, plot_png, run_bench, to_json_text
 from ..bench.variants import VARIANTS
 from ..errors import UserError
+from ..precision import precision_list
 from .common import add_model_options, count, int_list, output_file, threads, write_output
 
 MAX_ROUNDS = 10_000
@@ -21,6 +22,9 @@ def add_parser(subparsers):
                    help="comma-separated batch sizes, e.g. 1,8,64")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated: base (no class tokens), cls (class tokens), amp (class tokens + amplification)")
+    p.add_argument("--precision", default="fp32",
+                   help="comma-separated: fp32, bf16, fp16 (GPU); each backend runs in each, one column per pair "
+                        "(torch fp32 stays the reference); onnxruntime runs an export of that dtype")
     p.add_argument("--warmup", type=count("warmup rounds", 0, MAX_ROUNDS), default=1,
                    help="untimed rounds per batch size before the measured ones")
     p.add_argument("--iters", type=count("measured rounds", 1, MAX_ROUNDS), default=5,
@@ -48,7 +52,7 @@ def run(args):
         batch_sizes=tuple(args.batch_sizes),
         variants=_names(args.variants, "--variants"),
         warmup=args.warmup, iters=args.iters, device=args.device, export_dir=args.export_dir,
-        threads=args.threads,
+        threads=args.threads, precisions=precision_list(args.precision),
     ).checked()
     outputs = [output_file(f) for f in (args.json, args.markdown, args.plot) if f]   # before the long run
     report = run_bench(settings)

@@ -8,6 +8,7 @@ from ..errors import UserError
 from ..files import check_creatable, write_atomic
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.presets import resolve_model
+from ..precision import PRECISIONS
 from ..runtime.backends import BACKENDS
 from ..runtime.generator import Generator
 
@@ -139,6 +140,12 @@ def add_backend_options(p):
     g.add_argument("--engine", help="engine directory made by `hieramp build` (tensorrt backend)")
     g.add_argument("--rebuild", action="store_true",
                    help="tensorrt backend: rebuild engines that do not fit this TensorRT, GPU or export, instead of refusing them")
+    g.add_argument("--precision", choices=tuple(PRECISIONS),
+                   help="torch: fp32 (default), bf16, or fp16 (GPU only) for the blocks' matrix products and the decoder "
+                        "(see README, Precision); onnxruntime and tensorrt run what the export or engines hold, and "
+                        "refuse another precision")
+    g.add_argument("--compile", action="store_true",
+                   help="torch backend: torch.compile the transformer blocks (slow first batch; see README for when it helps)")
 
 
 # The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
@@ -164,6 +171,12 @@ def check_backend_flags(args):
 
 def generator_from_args(args, model):
     info, options = BACKENDS.get(args.backend), {}
+    if args.precision:
+        options["precision"] = args.precision
+    if args.compile:
+        if args.backend != "torch":
+            raise UserError(f"--compile applies to the torch backend, not {args.backend}: drop --compile")
+        options["compile"] = True
     if info is not None and info.artifact is not None:
         options[info.artifact] = getattr(args, ARTIFACT_FLAGS[info.artifact][0])
         if info.artifact == "engine_dir":

@@ -2,6 +2,7 @@
 token path; report per-scale logit errors, amplified-set and token agreement and image PSNR.
 Exits with 1 when a tolerance is exceeded, so it can gate a CI."""
 import json
+from dataclasses import replace
 
 from .. import checks
 from ..classes import parse_class_spec
@@ -22,9 +23,14 @@ def add_parser(subparsers):
     p.add_argument("--classes", default="0-3", help="classes to generate, one image each (default 0-3)")
     add_sampling_options(p)
     add_amp_options(p)
-    g = p.add_argument_group("tolerances (defaults by the export's dtype; fp32: 1e-4, 100%%, 40 dB, 100%%)")
+    g = p.add_argument_group("tolerances (defaults by the precision: the torch --precision, or what the export or "
+                             "engines hold; fp32: 1e-4, 100%%, 40 dB, 100%%; reduced precisions: see README)")
     g.add_argument("--max-logit-error", type=number(checks.max_logit_error),
                    help="largest absolute logit error on the forced path, per scale")
+    g.add_argument("--max-rel-logit-error", type=number(checks.max_rel_logit_error),
+                   help="largest logit error on the forced path relative to the scale's largest |reference logit|")
+    g.add_argument("--min-argmax-agreement", type=number(checks.share("min argmax agreement")),
+                   help="smallest share of forced-path positions whose argmax token agrees with the reference, 0-1")
     g.add_argument("--min-token-agreement", type=number(checks.share("min token agreement")),
                    help="smallest share of equal tokens in free sampling, 0-1")
     g.add_argument("--min-psnr", type=number(checks.psnr), help="smallest PSNR of a final image on the forced path, in dB")
@@ -43,10 +49,11 @@ def run(args):
     if manifest is not None:
         _amp_as_exported(args, manifest)
     amp = amp_from_args(args, model.cfg)
-    asked = {"max_logit_error": args.max_logit_error, "min_token_agreement": args.min_token_agreement,
+    asked = {"max_logit_error": args.max_logit_error, "max_rel_logit_error": args.max_rel_logit_error,
+             "min_argmax_agreement": args.min_argmax_agreement, "min_token_agreement": args.min_token_agreement,
              "min_psnr_db": args.min_psnr, "min_amp_set_agreement": args.min_amp_set_agreement}
-    defaults = Tolerances.for_dtype(manifest.dtype if manifest is not None else "fp32")
-    tolerances = Tolerances(**{k: v if v is not None else getattr(defaults, k) for k, v in asked.items()})
+    defaults = Tolerances.for_precision(generator.backend.precision)
+    tolerances = replace(defaults, **{k: v for k, v in asked.items() if v is not None})
     result = compare(generator, labels, seed=args.seed, sampling=SamplingParams(args.cfg, args.top_k, args.top_p), amp=amp,
                      tolerances=tolerances, device=args.device, progress=not args.json)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())

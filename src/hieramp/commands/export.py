@@ -26,6 +26,9 @@ def add_parser(subparsers):
     p.add_argument("--opset", type=count("the opset", OPSETS.start, OPSETS.stop - 1), default=DEFAULT_OPSET,
                    help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and activations (default fp32)")
+    p.add_argument("--quantize", action="store_true",
+                   help="int8 dynamic quantisation of the step graph's linear layers (not the head), for ONNX Runtime "
+                        "on CPU: faster there, with the fidelity `hieramp compare` gates (needs --dtype fp32)")
     p.add_argument("--max-batch", type=batch_size, default=8,
                    help="largest batch the export is meant for, recorded for engine builders (TensorRT profiles); "
                         "ONNX Runtime runs any batch (default 8)")
@@ -41,8 +44,9 @@ def run(args):
     check_place(args.out, "an export directory", ExportManifest.describes)
     model = load_model_from_args(args)
     manifest = export_model(model, args.out, args.amp_layers, args.amp_mode, args.amp_op,
-                            args.opset, args.dtype, args.max_batch)
+                            args.opset, args.dtype, args.max_batch, quantize=args.quantize)
     amp = manifest.data["amp"]
     what = f"op {amp['op']} ({amp['op_form']}, {amp['mode']}) at blocks {amp['layers']}" if amp["layers"] else "no amplification op"
-    print(f"exported {model.source.name} to {Path(args.out).resolve()}: opset {args.opset}, {args.dtype}, {what}; "
+    dtype = f"{args.dtype}, linear layers int8" if args.quantize else args.dtype
+    print(f"exported {model.source.name} to {Path(args.out).resolve()}: opset {args.opset}, {dtype}, {what}; "
           f"artifact {manifest.artifact_id}")

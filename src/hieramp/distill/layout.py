@@ -24,7 +24,7 @@ STALE_ROOT_TEMP_S = 60
 SETTING_FLAGS = {
     "model": "--model/--vae", "backend": "--backend", "artifact": "--export/--engine", "seed": "--seed",
     "sampling": "--cfg/--top-k/--top-p", "amp": "the amplification flags", "save_size": "--save-size",
-    "png_level": "--png-level",
+    "png_level": "--png-level", "precision": "--precision (or the export's dtype)",
     "classes": "--classes", "ipc": "--ipc",
 }
 

@@ -7,7 +7,7 @@ machines. A rerun reads every manifest, so it may use another shard count than t
 
 Line fields: class, index, status ("ok", or "blank" / "nonfinite" for an image not saved),
 file (path inside OUT, null if not saved), sha256 (of the file), and the image settings: model,
-backend, artifact, seed, sampling, amp, save_size, png_level.
+backend, artifact, seed, sampling, amp, save_size, png_level, and precision unless fp32.
 """
 import fcntl
 import json

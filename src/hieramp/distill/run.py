@@ -60,8 +60,9 @@ class DistillSummary:
 
 
 def image_settings(generator, settings: DistillSettings, plan) -> dict:
-    """The settings every manifest line records and run.json pins (JSON-ready)."""
-    return {
+    """The settings every manifest line records and run.json pins (JSON-ready). A reduced precision
+    is one of them (its images differ); fp32 runs keep the keys they had before precisions existed."""
+    settings = {
         "model": generator.model.source.fingerprint,
         "backend": generator.backend.name,
         "artifact": generator.backend.artifact_id,
@@ -71,6 +72,10 @@ def image_settings(generator, settings: DistillSettings, plan) -> dict:
         "save_size": settings.save_size,
         "png_level": settings.png_level,
     }
+    precision = getattr(generator.backend, "precision", "fp32")
+    if precision != "fp32":
+        settings["precision"] = precision
+    return settings
 
 
 def batches(jobs, size: int):

@@ -83,6 +83,9 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
     export's max batch)."""
     export = ExportManifest.read(export_dir)
     export.verify_files()
+    if export.quantization:
+        raise UserError(f"export {export.directory} is quantised for ONNX Runtime ({export.quantization}); TensorRT "
+                        f"builds from an unquantised export: re-export without --quantize")
     tensorrt = trt_import.load(flavour)
     precision = precision or export.dtype
     batch_sizes = sorted(set(batch_sizes or (1, export.max_batch)))

@@ -52,7 +52,6 @@ class EngineManifest(DirectoryManifest):
     def precision(self) -> str:
         return self.data["precision"]
 
-    dtype = precision           # what `hieramp compare` reads to pick its tolerances
 
     @property
     def batch_sizes(self) -> tuple:

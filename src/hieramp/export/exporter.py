@@ -21,6 +21,7 @@ from . import onnx_files
 from .amp_function import DOMAIN, OP_NAME, OP_VERSION, function_proto
 from .graphs import SAMPLE, STEP, graph_file, graph_files, graph_names, traceable
 from .manifest import ExportManifest, model_entry
+from .quantize import SCHEME, quantize_step
 from .resize_patch import resize_as_matrices
 from .sample_graph import sample_model
 
@@ -31,7 +32,7 @@ OP_FORMS = ("function", "plugin")
 SUFFIX = ".onnx"                  # of each graph's file
 
 
-def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch):
+def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch, quantize=False):
     if op_form not in OP_FORMS:
         raise UserError(f"unknown op form {op_form!r}: use function (runs anywhere) or plugin (TensorRT plugin)")
     if opset not in OPSETS:
@@ -39,6 +40,8 @@ def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch):
                         f"(LayerNormalization needs 17)")
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}: use fp32 or fp16")
+    if quantize and dtype != "fp32":
+        raise UserError(f"--quantize turns fp32 weights into int8: export with --dtype fp32, not {dtype}")
     if max_batch < 1:
         raise UserError(f"--max-batch must be at least 1, got {max_batch}")
     if cfg.cls_token_scales and tuple(cfg.cls_token_scales) != tuple(range(cfg.num_scales)):
@@ -50,18 +53,19 @@ def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch):
 
 
 def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="function", opset=DEFAULT_OPSET,
-                 dtype="fp32", max_batch=8, progress=True) -> ExportManifest:
+                 dtype="fp32", max_batch=8, progress=True, quantize=False) -> ExportManifest:
     """Export `model` into the directory `out` (replacing an earlier export there).
 
     amp_layers: blocks carrying the TopKBiasAttention node; None means the paper's block 14 of
     16 (scaled to the depth) for models with class tokens and none for plain VAR; () exports a
-    class-token model without amplification.
+    class-token model without amplification. quantize: int8 dynamic quantisation of the step
+    graph's linear layers (export.quantize), for ONNX Runtime on CPU.
     """
     cfg = model.cfg
     if amp_layers is None:
         amp_layers = default_amp_layers(cfg.depth) if cfg.cls_token_scales else ()
     amp_layers = tuple(sorted(set(amp_layers)))
-    check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch)
+    check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch, quantize)
     # A copy, so that casting to fp16 never touches the caller's model.
     dt = DTYPES[dtype]
     export = model if dt == torch.float32 and next(model.parameters()).device.type == "cpu" else \
@@ -69,13 +73,16 @@ def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="functio
     export.eval()
     with staged_directory(out, "an export directory", ExportManifest.describes) as staging:
         graphs = _export_graphs(export, staging, amp_layers, amp_mode, op_form, opset, dt, progress)
+        if quantize:
+            quantize_step(staging / graphs["step"])
+            onnx_files.check(staging / graphs["step"])
         files = {p.name: sha256_of(p) for p in sorted(staging.iterdir())}
         manifest = {
             "model": model_entry(model),
             "patch_nums": list(cfg.patch_nums),
             "amp": {"layers": list(amp_layers), "mode": amp_mode if amp_layers else None,
                     "op_form": op_form if amp_layers else None, "op": f"{DOMAIN}::{OP_NAME}", "op_version": OP_VERSION},
-            "opset": opset, "dtype": dtype, "max_batch": max_batch,
+            "opset": opset, "dtype": dtype, "quantization": SCHEME if quantize else None, "max_batch": max_batch,
             "tools": {name: importlib.metadata.version(name) for name in ("hieramp", "torch", "onnx")},
             "graphs": graphs, "files": files,
         }

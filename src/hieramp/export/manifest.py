@@ -59,6 +59,16 @@ class ExportManifest(DirectoryManifest):
         return self.data["dtype"]
 
     @property
+    def quantization(self):
+        """None, or the scheme of `export --quantize` ("int8-dynamic"); exports before it have none."""
+        return self.data.get("quantization")
+
+    @property
+    def precision(self) -> str:
+        """What `hieramp compare` picks its tolerances by: the dtype, or int8 for quantised exports."""
+        return "int8" if self.quantization else self.dtype
+
+    @property
     def patch_nums(self) -> tuple:
         return tuple(self.data["patch_nums"])
 

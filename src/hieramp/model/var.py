@@ -37,8 +37,9 @@ class SelfAttention(nn.Module):
     def qkv(self, x_BLC):
         """Project to heads: three (B, H, L, D) tensors, q already carrying the temperature."""
         B, L, _ = x_BLC.shape
-        bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias))
-        qkv = F.linear(x_BLC, self.mat_qkv.weight, bias).view(B, L, 3, self.num_heads, self.head_dim)
+        w = self.mat_qkv.weight                          # its dtype may be lower than the stream's (hieramp.precision)
+        bias = torch.cat((self.q_bias, self.zero_k_bias, self.v_bias)).to(w.dtype)
+        qkv = F.linear(x_BLC.to(w.dtype), w, bias).to(x_BLC.dtype).view(B, L, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                          # (B, H, L, D) each
         if self.l2_norm:
             scale_mul = self.scale_mul_1H11.clamp_max(MAX_LOG_SCALE_MUL).exp()
@@ -48,7 +49,7 @@ class SelfAttention(nn.Module):
 
     def out(self, o_BHLD):
         B, H, L, D = o_BHLD.shape
-        return self.proj(o_BHLD.transpose(1, 2).reshape(B, L, H * D))
+        return self.proj(o_BHLD.transpose(1, 2).reshape(B, L, H * D).to(self.proj.weight.dtype))
 
 
 class FFN(nn.Module):
@@ -88,11 +89,23 @@ class AdaLNBlock(nn.Module):
 
     def output_and_attention(self, x_BLC, mod_B6C, attend: Callable):
         """The block's output and its attention sub-layer's output (after the projection, before gamma1)."""
-        gamma1, gamma2, scale1, scale2, shift1, shift2 = mod_B6C.unsqueeze(2).unbind(1)   # (B, 1, C) each
-        q, k, v = self.attn.qkv(self.norm(x_BLC) * (1 + scale1) + shift1)
-        a_BLC = self.attn.out(attend(q, k, v, self.attn.softmax_scale))
+        q, k, v = self.attention_input(x_BLC, mod_B6C)
+        return self.attention_output(x_BLC, attend(q, k, v, self.attn.softmax_scale), mod_B6C)
+
+    # The halves around the attention are pure tensor functions, which torch.compile can take
+    # (the attention itself writes the KV cache and depends on the scale).
+    def attention_input(self, x_BLC, mod_B6C):
+        """q, k, v (B, H, L, D) of the modulated, normalised input."""
+        _, _, scale1, _, shift1, _ = mod_B6C.unsqueeze(2).unbind(1)                      # (B, 1, C) each
+        return self.attn.qkv(self.norm(x_BLC) * (1 + scale1) + shift1)
+
+    def attention_output(self, x_BLC, o_BHLD, mod_B6C):
+        """The block's output and the attention sub-layer's output a (B, L, C)."""
+        gamma1, gamma2, _, scale2, _, shift2 = mod_B6C.unsqueeze(2).unbind(1)
+        a_BLC = self.attn.out(o_BHLD)
         x_BLC = x_BLC + a_BLC * gamma1
-        return x_BLC + self.ffn(self.norm(x_BLC) * (1 + scale2) + shift2) * gamma2, a_BLC
+        h = self.norm(x_BLC) * (1 + scale2) + shift2
+        return x_BLC + self.ffn(h.to(self.ffn.fc1.weight.dtype)) * gamma2, a_BLC    # back in the stream's dtype
 
 
 class AdaLNBeforeHead(nn.Module):

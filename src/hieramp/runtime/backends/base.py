@@ -20,6 +20,9 @@ class Backend:
     # distill records per image), or None for backends that run the model itself.
     manifest = None
     artifact_id: Optional[str] = None
+    # What the backend computes in (hieramp.precision): fp32, bf16, fp16, or int8 for a quantised
+    # export; `hieramp compare` picks its gates by it and distill records it.
+    precision: str = "fp32"
 
     def __init__(self, cfg, device, dtype):
         self.cfg, self.device, self.dtype = cfg, torch.device(device), dtype

@@ -93,8 +93,9 @@ class OrtBackend(Backend):
                     f"{', '.join(ort.get_available_providers())}: install onnxruntime-gpu or use --device cpu")
         return None
 
-    def __init__(self, model, device="cpu", export_dir=None, threads=None):
-        """`threads`: intra-op threads (default: ONNX Runtime's choice)."""
+    def __init__(self, model, device="cpu", export_dir=None, threads=None, precision=None):
+        """`threads`: intra-op threads (default: ONNX Runtime's choice). `precision`: refuse an
+        export of another dtype (None: run whatever it holds)."""
         if export_dir is None:
             raise UserError("the onnxruntime backend runs an export: pass export_dir (made by `hieramp export`)")
         manifest = ExportManifest.read(export_dir)
@@ -103,12 +104,16 @@ class OrtBackend(Backend):
             raise UserError(f"export {manifest.directory} holds the bare {manifest.data['amp']['op']} node for the "
                             f"TensorRT plugin (--amp-op plugin), which ONNX Runtime cannot run: "
                             f"re-export with --amp-op function")
+        if precision is not None and precision != manifest.dtype:
+            raise UserError(f"export {manifest.directory} is {manifest.dtype}, this run asks for {precision}: pass "
+                            f"--precision {manifest.dtype}, or re-export with --dtype {precision}")
         manifest.verify_files()
         reason = self.unavailable(device)
         if reason is not None:
             raise UserError(reason)
         super().__init__(model.cfg, device, DTYPES[manifest.dtype])
         self.manifest, self.artifact_id = manifest, manifest.artifact_id
+        self.precision = manifest.precision
         self.threads = threads
 
         def load(name, scale=None):

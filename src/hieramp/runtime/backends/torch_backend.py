@@ -1,22 +1,42 @@
-"""The PyTorch reference backend (eager, CPU or CUDA)."""
+"""The PyTorch reference backend (eager, CPU or CUDA), in fp32, bf16 or fp16, optionally compiled."""
+import copy
 from functools import partial
 
 import torch
 
 from ...model.amp_op import amplified_set, topk_bias_attention
 from ...model.sampling import guide, sample_tokens
+from ...precision import check_precision, decoder_in, transformer_in
 from .base import Backend
+
+
+def compiled_blocks(var):
+    """`var` with the two halves of every block around the attention compiled by torch.compile
+    (dynamic token counts: one compilation serves every scale). Changes `var`: pass a copy."""
+    for block in var.blocks:
+        block.attention_input = torch.compile(block.attention_input, dynamic=True)
+        block.attention_output = torch.compile(block.attention_output, dynamic=True)
+    return var
 
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model, device="cpu", kernel=None):
-        """`kernel`: "reference" or "triton" for the amplification op; CUDA defaults to Triton."""
+    def __init__(self, model, device="cpu", kernel=None, precision="fp32", compile=False):
+        """`kernel`: "reference" or "triton" for the amplification op; CUDA defaults to Triton.
+        `precision`: fp32, bf16 or fp16 (GPU only) for the blocks' matrix products and the decoder;
+        the KV caches, f_hat and all else listed in hieramp.precision stay float32.
+        `compile`: torch.compile the blocks (compiled_blocks), on a copy of the model."""
         device = torch.device(device)
+        self.compute_dtype = check_precision(precision, device)
         super().__init__(model.cfg, device, next(model.var.parameters()).dtype)
+        self.precision = precision
         self.model = model.to(self.device)
-        self.var, self.vae = model.var, model.vae
+        self.vae = model.vae                                           # VQ updates: float32
+        self.var = transformer_in(model.var, self.compute_dtype, self.device)
+        self.decoder = decoder_in(model.vae, self.compute_dtype, self.device)
+        if compile:
+            self.var = compiled_blocks(self.var if self.var is not model.var else copy.deepcopy(self.var))
         kernel = kernel or ("triton" if self.device.type == "cuda" else "reference")
         if kernel == "triton":
             from ...plugins import topk_bias_attention as op
@@ -69,5 +89,5 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def decode(self, f_hat):
-        images = torch.cat([self.vae.fhat_to_img(f_hat[i:i + 1]) for i in range(len(f_hat))])
+        images = torch.cat([self.decoder.fhat_to_img(f_hat[i:i + 1].to(self.compute_dtype)) for i in range(len(f_hat))])
         return (images.float() + 1) / 2

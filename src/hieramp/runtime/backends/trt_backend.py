@@ -171,6 +171,7 @@ class TensorRTBackend(Backend):
         manifest, tensorrt = open_engines(engine_dir, model, describe_gpu(device), rebuild, precision)
         super().__init__(model.cfg, device, None)       # dtypes come from the engines, per tensor
         self.manifest, self.artifact_id = manifest, manifest.artifact_id
+        self.precision = manifest.precision
         self.cuda_graphs = cuda_graphs
         self.logger = tensorrt.module.Logger(tensorrt.module.Logger.ERROR)          # must outlive the runtime
         self.runtime = tensorrt.module.Runtime(self.logger)
