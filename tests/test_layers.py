@@ -10,7 +10,7 @@ PACKAGE = Path(hieramp.__file__).parent
 # Lowest first. A package may import itself; the base modules and the entry points may also
 # import each other; any other import goes to a lower layer.
 LAYERS = (
-    {"errors", "files", "classes", "trt_import", "directory_manifest", "precision"},
+    {"errors", "checks", "files", "classes", "trt_import", "directory_manifest", "precision"},
     {"model"},
     {"export", "plugins"},
     {"engine"},

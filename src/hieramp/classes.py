@@ -103,8 +103,14 @@ def _resolve(token: str, num_classes: int) -> list[int]:
 
 
 def _file_tokens(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"class file '{path}' is not text: give a text file of indices or wnids") from None
+    except OSError as err:
+        raise UserError(f"cannot read class file '{path}': {err.strerror}") from None
     tokens = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         tokens += [t for t in re.split(r"[,\s]+", line.split("#", 1)[0]) if t]
     if not tokens:
         raise UserError(f"class file '{path}' lists no classes: put one index or wnid per line")
@@ -128,6 +134,8 @@ def parse_class_spec(spec: str, num_classes: int = IMAGENET_NUM_CLASSES) -> list
     tokens = [t.strip() for t in text.split(",")]
     if not all(_TOKEN.fullmatch(t) for t in tokens):
         path = Path(text).expanduser()
+        if path.is_dir():
+            raise UserError(f"class file '{text}' is a directory: give a text file of indices or wnids")
         if path.is_file():
             tokens = _file_tokens(path)
         elif "/" in text or "\\" in text or path.suffix:

@@ -9,8 +9,15 @@ SUBCOMMANDS = ("generate", "demo", "analyze", "distill", "bench", "export", "com
                "finetune", "fid")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes print one line, like every other user mistake (argparse prints the usage too)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="hieramp", description="Deploy HierAmp-VAR for generative dataset distillation.")
+    parser = OneLineParser(prog="hieramp", description="Deploy HierAmp-VAR for generative dataset distillation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"hieramp.commands.{name}").add_parser(subparsers)
@@ -18,11 +25,15 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Runs one command; returns its exit code (2 for any user mistake, usage ones included)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:                   # argparse: --help, or a usage mistake already printed
+        return done.code
     try:
         return args.run(args) or 0
     except UserError as err:
-        print(f"hieramp {args.command}: error: {err}", file=sys.stderr)
+        print(f"hieramp {args.command}: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hieramp {args.command}: interrupted", file=sys.stderr)

@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from . import checks
 from .model.amp_config import AmpConfig
 from .model.dit.amp import DiTAmpConfig
 from .model.dit.diffusion import DiTSampling, Sampler
@@ -44,6 +45,16 @@ class Tolerances:
     min_token_agreement: float = 1.0             # share of equal tokens in free sampling
     min_psnr_db: float = 40.0                    # every final image of the forced path
     min_amp_set_agreement: float = 1.0           # share of identical amplified sets (rows x op nodes x scales)
+
+    def __post_init__(self):
+        for gate, check in ((self.max_logit_error, checks.max_logit_error),
+                            (self.max_rel_logit_error, checks.max_rel_logit_error)):
+            if gate is not None:
+                check(gate)
+        checks.share("min argmax agreement")(self.min_argmax_agreement)
+        checks.share("min token agreement")(self.min_token_agreement)
+        checks.psnr(self.min_psnr_db)
+        checks.share("min amp set agreement")(self.min_amp_set_agreement)
 
     @classmethod
     def for_precision(cls, precision: str) -> "Tolerances":

@@ -25,7 +25,7 @@ class DirectoryManifest:
     @classmethod
     def write(cls, directory: Path, data: dict):
         data = {"format": cls.FORMAT, "format_version": cls.FORMAT_VERSION, **data}
-        text = json.dumps(data, indent=2) + "\n"
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
         write_atomic(Path(directory) / MANIFEST, text.encode())
         return cls(directory, data, text)
 
@@ -42,6 +42,8 @@ class DirectoryManifest:
         directory = Path(directory)
         path = directory / MANIFEST
         redo = f"re-run `{cls.COMMAND}`"
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"{directory} is a file, not an {cls.WHAT}: give the directory `{cls.COMMAND}` made")
         if not directory.is_dir():
             raise UserError(f"{cls.WHAT} {directory} does not exist: make one with `{cls.MAKE.format(directory=directory)}`")
         try:

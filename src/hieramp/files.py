@@ -18,11 +18,15 @@ def write_atomic(path, data: bytes):
     """The file appears complete or not at all, even if the process is killed mid-write."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def sha256_of(path) -> str:
@@ -33,13 +37,32 @@ def sha256_of(path) -> str:
     return digest.hexdigest()
 
 
+def check_creatable(path):
+    """Refuse a path that cannot be created: the nearest existing folder above it is a file or
+    is not writable. Creates nothing."""
+    path = Path(path)
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"cannot create {path}: {existing} is a file, not a directory; choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {path}: {existing} is not writable; choose another place")
+
+
+def check_place(out, what: str, is_earlier: Callable[[Path], bool]):
+    """Refuse, before any work, an output directory that `staged_directory` could not fill: it
+    exists and is something else, or it cannot be created there."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_earlier(out))):
+        raise UserError(f"{out} exists and is not {what}: choose a new output directory or remove it")
+    check_creatable(out)
+
+
 @contextmanager
 def staged_directory(out, what: str, is_earlier: Callable[[Path], bool]):
     """Yields an empty staging directory; on success it replaces `out` (an earlier `what` there,
     recognised by `is_earlier(out)`, goes only after the new one is in place)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_earlier(out))):
-        raise UserError(f"{out} exists and is not {what}: choose a new --out or remove it")
+    check_place(out, what, is_earlier)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -80,7 +80,7 @@ def test_plain_model_runs_base_only(tmp_path):
     (["--backends", "torch,jax"], "unknown backend 'jax'"),
     (["--variants", "base,big"], "unknown variant 'big'"),
     (["--batch-sizes", "0"], "batch sizes must be positive"),
-    (["--iters", "0"], "need --iters >= 1"),
+    (["--iters", "0"], "--iters: measured rounds must be an integer from 1"),
     (["--model", "nosuchpreset"], "unknown model 'nosuchpreset'"),
     (["--json", "."], "is a directory: give a file name"),
 ])

@@ -87,7 +87,7 @@ def test_prints_the_rise_shares_and_what_it_wrote(run_dir):
     (["--beta", "3"], "--beta does not apply to analyze: give betas in --schedules"),
     (["--no-amp"], "--no-amp does not apply to analyze"),
     (["--model", "tiny-plain"], "schedule 5 amplifies, but this model has no class tokens"),
-    (["--rho", "2"], "--rho must lie in (0, 1]"),
+    (["--rho", "2"], "--rho: rho must lie in (0, 1]"),
     (["--classes", "12"], "class 12 is out of range"),
 ])
 def test_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, extra, message):

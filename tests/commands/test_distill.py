@@ -113,19 +113,15 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
 
 
 def test_png_level_outside_0_to_9_exits_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        distill("--classes", "0", "--ipc", "1", "--png-level", "10", "--out", str(tmp_path / "out"))
-    assert exit_info.value.code == 2
+    assert distill("--classes", "0", "--ipc", "1", "--png-level", "10", "--out", str(tmp_path / "out")) == 2
     assert "--png-level: invalid choice: 10" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("ipc", ["0", "-3"])
 def test_ipc_must_be_positive(tmp_path, capsys, ipc):
-    with pytest.raises(SystemExit) as exit_info:
-        distill("--classes", "0", "--ipc", ipc, "--out", str(tmp_path / "out"))
-    assert exit_info.value.code == 2
-    assert "--ipc: expected a positive integer" in capsys.readouterr().err
+    assert distill("--classes", "0", "--ipc", ipc, "--out", str(tmp_path / "out")) == 2
+    assert "--ipc: images per class must be an integer from 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -154,6 +150,26 @@ def test_torchrun_processes_take_the_gpu_of_their_local_rank():
     assert device_for_rank("cuda:1", {"LOCAL_RANK": "3"}) == "cuda:1"
     assert device_for_rank("cpu", {"LOCAL_RANK": "3"}) == "cpu"
     assert device_for_rank("cuda", {}) == "cuda"
+
+
+def test_resume_redoes_the_image_of_a_cut_last_line_and_refuses_other_damage(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert distill("--classes", "0-1", "--ipc", "2", "--out", str(out)) == 0
+    manifest = out / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    capsys.readouterr()
+    manifest.write_text("".join(lines[:-1]) + lines[-1][:25])          # a kill in the middle of the last write
+    assert distill("--classes", "0-1", "--ipc", "2", "--out", str(out)) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "dropped its last line" in captured.err
+    assert "1 written now, 3 already done" in captured.out
+    assert manifest.read_text().splitlines()[:-1] == [line.rstrip("\n") for line in lines[:-1]]
+    manifest.write_text(lines[0] + "{garbage\n" + "".join(lines[2:]))
+    before = manifest.read_bytes()
+    assert distill("--classes", "0-1", "--ipc", "2", "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.jsonl line 2 is damaged" in err
+    assert manifest.read_bytes() == before
 
 
 def test_precision_is_pinned_and_a_rerun_in_another_is_refused(tmp_path, capsys):

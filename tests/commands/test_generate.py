@@ -34,8 +34,8 @@ def test_generate_is_batch_size_independent(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--model", "missing.pth", "--vae", "vae.pth"], "checkpoint not found: missing.pth"),
     (["--model", "tiny", "--classes", "12"], "class 12 is out of range"),
-    (["--model", "tiny", "--rho", "1.5"], r"--rho must lie in \(0, 1\]"),
-    (["--model", "tiny", "--rho", "0"], r"--rho must lie in \(0, 1\]"),
+    (["--model", "tiny", "--rho", "1.5"], r"--rho: rho must lie in \(0, 1\]"),
+    (["--model", "tiny", "--rho", "0"], r"--rho: rho must lie in \(0, 1\]"),
     (["--model", "tiny-plain", "--beta", "5"], "needs a model with class tokens"),
     (["--model", "tiny", "--backend", "jax"], "unknown backend 'jax'"),
     (["--model", "nosuchpreset"], "unknown model 'nosuchpreset'"),

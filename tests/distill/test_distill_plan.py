@@ -79,6 +79,33 @@ def test_manifest_drops_a_cut_line_before_appending(tmp_path):
     assert path.read_bytes() == b""
 
 
+def test_manifest_drops_a_damaged_last_line_and_says_so(tmp_path, capsys):
+    path = tmp_path / "manifest.jsonl"
+    for damaged in ('{"class": 1, "index"\n', '[1, 2]\n', '{"class": 1, "index": 0}\n', "\0\0\0\0"):
+        path.write_text(ok_line(0, 0) + "\n" + damaged)
+        with ShardManifest(path):
+            pass
+        assert path.read_text() == ok_line(0, 0) + "\n"
+        assert capsys.readouterr().err.count("dropped its last line") == 1
+    with ShardManifest(path):                                            # an intact manifest is left alone, silently
+        pass
+    assert path.read_text() == ok_line(0, 0) + "\n" and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("damaged", ['{"class": 1, "garb', "[1, 2]", "", '{"class": "1", "index": 0, "status": "ok"}'])
+def test_a_damaged_line_before_the_last_is_refused_by_number(tmp_path, damaged):
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0/0.png").write_bytes(b"png")
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("\n".join([ok_line(0, 0), damaged, ok_line(0, 1)]) + "\n")
+    with pytest.raises(UserError, match=r"manifest.jsonl line 2 is damaged .*only a last line can be cut short"):
+        finished_jobs(tmp_path)
+    with pytest.raises(UserError, match="line 2 is damaged"):       # resuming does not repair it either
+        with ShardManifest(path):
+            finished_jobs(tmp_path)
+    assert path.read_text().count("\n") == 3
+
+
 def test_claim_pins_settings_and_refuses_others(tmp_path):
     layout = Layout(tmp_path, 10)
     layout.claim({"seed": 1, "classes": (0, 1), "ipc": 2})

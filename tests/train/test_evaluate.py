@@ -81,7 +81,7 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_training(tmp_path,
     blocker = tmp_path / "file"
     blocker.write_text("")
     for target, message in [(tmp_path, "is a directory: give a file name"),
-                            (blocker / "eval.json", "cannot create output directory")]:
+                            (blocker / "eval.json", "is a file, not a directory")]:
         assert main(["evaluate", "--distilled", str(root), "--json", str(target)]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and "accuracy" not in capsys.readouterr().out

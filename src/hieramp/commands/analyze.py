@@ -5,7 +5,8 @@ from ..classes import parse_class_spec
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, is_dit, load_model_from_args, output_dir, positive_int, sampling_from_args
+    batch_size, check_backend_flags, generator_from_args, images_per_class, is_dit, load_model_from_args, output_dir, \
+    sampling_from_args
 
 PAPER_SCHEDULES = "none;5;5,5,0.5;0.5,5,5;5,0.5,5"
 
@@ -16,12 +17,14 @@ def add_parser(subparsers):
     add_model_options(p)
     add_backend_options(p)
     p.add_argument("--classes", required=True, help="classes: 1,2,5-9, a file of indices or wnids, or a named subset")
-    p.add_argument("--ipc", type=positive_int, default=10, help="images per class under each schedule (the same seeds in each)")
+    p.add_argument("--ipc", type=images_per_class, default=10,
+                   help="images per class under each schedule (the same seeds in each)")
     p.add_argument("--schedules", default=PAPER_SCHEDULES,
                    help="schedules separated by ';': none, one beta (5) or three stage betas coarse,mid,fine (5,5,0.5); "
                         f"the none baseline is always included (default {PAPER_SCHEDULES!r})")
     p.add_argument("--grid", action="store_true", help="also write grids/<class>.png: a row per image, a column per schedule")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="images per batch (does not change the images)")
+    p.add_argument("--batch-size", type=batch_size, default=8,
+                   help="images per batch (does not change the images)")
     p.add_argument("--out", required=True, help="output directory")
     add_sampling_options(p)
     add_amp_options(p)
@@ -45,15 +48,16 @@ def base_amp(args, cfg, schedules) -> AmpConfig:
 
 def run(args):
     schedules = parse_schedules(args.schedules)
+    check_backend_flags(args)
     model = load_model_from_args(args)
     if is_dit(model.cfg):
         raise UserError(f"analyze measures the entropy and codebook coverage of VAR's tokens; {args.model} is a DiT "
                         f"model, which has no tokens: use generate or distill with it")
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
     amp = base_amp(args, model.cfg, schedules)
+    generator = generator_from_args(args, model)
     out = output_dir(args.out)
     grid_dir = output_dir(out / "grids") if args.grid else None
-    generator = generator_from_args(args, model)
     analysis = analyze(generator, classes, args.ipc, schedules, amp, seed=args.seed,
                        sampling=sampling_from_args(args, model.cfg), batch_size=args.batch_size,
                        grid_dir=grid_dir)

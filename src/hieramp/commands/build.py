@@ -4,6 +4,8 @@ ahead of time and needs no GPU."""
 from pathlib import Path
 
 from ..engine.builder import PRECISIONS, build_engines
+from ..engine.manifest import EngineManifest
+from ..files import check_place
 from ..trt_import import FLAVOURS
 from .common import int_list
 
@@ -15,7 +17,7 @@ def add_parser(subparsers):
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32 (TF32 off), fp16 or bf16 (default: the export's dtype). TensorRT-RTX takes precision "
                         "from the ONNX types: for fp16 engines, export with --dtype fp16")
-    p.add_argument("--batch-sizes",
+    p.add_argument("--batch-sizes", type=int_list("batch sizes"),
                    help="batch sizes to build profiles for, e.g. 1,8,64; a smaller batch runs padded to the next "
                         "size (default: 1 and the export's --max-batch)")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read if it exists and written after the build "
@@ -26,8 +28,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    batch_sizes = int_list(args.batch_sizes) if args.batch_sizes else None
-    manifest = build_engines(args.export_dir, args.out, args.precision, batch_sizes, args.timing_cache, args.flavour)
+    check_place(args.out, "an engine directory", EngineManifest.describes)
+    manifest = build_engines(args.export_dir, args.out, args.precision, args.batch_sizes, args.timing_cache, args.flavour)
     gpu = manifest.data["gpu"]
     target = gpu["target"] if gpu["target"] != "device" else f"{gpu['name']} (compute capability {gpu['compute_capability']})"
     amp = f"amplification op as {manifest.amp_op}" if manifest.amp_op else "no amplification op"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
+from .. import checks
 from ..errors import UserError
-from ..files import write_atomic
+from ..files import check_creatable, write_atomic
 from ..model.amp_config import AmpConfig, default_amp_layers
 from ..model.dit import DiTAmpConfig, DiTConfig
 from ..model.dit.diffusion import SAMPLERS, DiTSampling
@@ -24,23 +25,61 @@ VAR_ONLY = {"top_k": "--top-k", "top_p": "--top-p", "amp_mode": "--amp-mode", "a
 DIT_ONLY = {"steps": "--steps", "sampler": "--sampler", "amp_steps": "--amp-steps", "dit_mask": "--dit-mask", "heads": "--heads"}
 
 
-def int_list(text: str):
-    """'1,2,5-7' -> [1, 2, 5, 6, 7]."""
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, _, hi = part.partition("-")
+def user_type(parse):
+    """An argparse type from a parser that raises UserError: argparse reports its message."""
+    def convert(text):
         try:
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        except ValueError:
-            raise UserError(f"cannot read {text!r} as a list of integers: use forms like 1,2,5-9") from None
-    return out
+            return parse(text)
+        except UserError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
 
 
-def float_list(text: str):
+def _as(kind, text: str):
+    """`text` as `kind`, or the text itself for the check to refuse with its own message."""
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        return kind(text)
     except ValueError:
-        raise UserError(f"cannot read {text!r} as numbers: use one value or comma-separated values") from None
+        return text
+
+
+def count(name: str, low: int = 1, high: int = None):
+    """argparse type: an integer in [low, high]."""
+    return user_type(lambda text: checks.integer(name, _as(int, text), low, high))
+
+
+def number(check):
+    """argparse type: a float that `check` (one of hieramp.checks) accepts."""
+    return user_type(lambda text: check(_as(float, text)))
+
+
+def numbers(check):
+    """argparse type: one or more comma-separated floats, each accepted by `check`."""
+    def parse(text):
+        parts = [p.strip() for p in text.split(",")]
+        if not all(parts):
+            raise UserError(f"cannot read {text!r} as numbers: give one value or comma-separated values")
+        return [check(_as(float, p)) for p in parts]
+    return user_type(parse)
+
+
+def int_list(name: str):
+    """argparse type: integers and ranges like 1,2,5-9, each once (checks.int_range_list)."""
+    return user_type(lambda text: checks.int_range_list(name, text))
+
+
+positive_int = count("the value")
+non_negative_int = count("the value", 0)
+seed = user_type(lambda text: checks.seed(_as(int, text)))
+device = user_type(lambda text: str(checks.device(text)))
+# Counts with ceilings far above any real use, low enough that a typo is refused before it turns
+# into an allocation or a job list that never ends.
+images_per_class = count("images per class", 1, 10_000)
+batch_size = count("the batch size", 1, 4096)
+image_side = count("the save size", 1, 4096)
+threads = count("threads", 1, 1024)
+students = count("students", 1, 1000)
 
 
 def is_dit(cfg) -> bool:
@@ -64,38 +103,59 @@ def add_model_options(p):
                         "the backbone is recognised from the file")
     g.add_argument("--vae", help="with a VAR .pth: its VQVAE checkpoint (vae_ch160v4096z32.pth); with a DiT .pt: the "
                                  "Stable Diffusion VAE as a diffusers directory (sd-vae-ft-mse or sd-vae-ft-ema)")
-    g.add_argument("--heads", type=int, help="DiT: attention heads of a checkpoint whose width is not an official "
+    g.add_argument("--heads", type=count("heads", 1, 1024), help="DiT: attention heads of a checkpoint whose width is not an official "
                                              "size (S 6, B 12, L 16, XL 16 are known)")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="allow checkpoints that hold more than tensors (unpickling can run code: only for trusted files)")
-    g.add_argument("--device", default="cpu", help="torch device for the torch backend (cpu, cuda, cuda:1)")
+    g.add_argument("--device", type=device, default="cpu", help="torch device for the torch backend (cpu, cuda, cuda:1)")
 
 
 def add_sampling_options(p):
     g = p.add_argument_group("sampling")
-    g.add_argument("--seed", type=int, default=0, help="seed; each image's noise derives from (seed, class, index)")
-    g.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale (VAR: ramped linearly over "
-                                                          "the scales; DiT: on latent channels 0-2, as DiT's sampler)")
-    g.add_argument("--top-k", type=int, help="VAR: keep the k most likely tokens (0: all; default 900)")
-    g.add_argument("--top-p", type=float, help="VAR: nucleus sampling mass (1: off; default 0.95)")
-    g.add_argument("--steps", type=positive_int, help="DiT: denoising steps, the 1000 training steps respaced (default 50)")
+    g.add_argument("--seed", type=seed, default=0,
+                   help=f"seed, 0-{checks.MAX_SEED}; each image's noise derives from (seed, class, index)")
+    g.add_argument("--cfg", type=number(checks.cfg), default=4.0,
+                   help="classifier-free guidance scale (>= 0) (VAR: ramped linearly over the scales; DiT: on latent "
+                        "channels 0-2, as DiT's sampler)")
+    g.add_argument("--top-k", type=user_type(lambda text: checks.top_k(_as(int, text))),
+                   help="VAR: keep the k most likely tokens (0: all; default 900)")
+    g.add_argument("--top-p", type=number(checks.top_p), help="VAR: nucleus sampling mass, in (0, 1] (1: off; default 0.95)")
+    g.add_argument("--steps", type=count("denoising steps", 1, 1000),
+                   help="DiT: denoising steps, the 1000 training steps respaced (default 50)")
     g.add_argument("--sampler", choices=SAMPLERS, help="DiT: ddpm (default) or ddim (eta 0, deterministic)")
+
+
+def _dit_mask(text: str) -> str:
+    if text in ("cfg-diff", "attention"):
+        return text
+    if text.startswith("file:") and len(text) > len("file:"):
+        return text
+    raise UserError(f"unknown --dit-mask {text!r}: use cfg-diff, attention or file:DIR")
 
 
 def add_amp_options(p):
     g = p.add_argument_group("amplification (HierAmp)")
-    g.add_argument("--beta", help="strength: one value (VAR also takes three stage values coarse,mid,fine, or one per "
-                                  "scale; DiT multiplies the attention output on the object region by it) (default 5)")
-    g.add_argument("--rho", help="share of salient tokens amplified, in (0, 1]; same forms as --beta (default 0.5)")
+    g.add_argument("--beta", type=numbers(checks.beta),
+                   help="strength: one value (VAR also takes three stage values coarse,mid,fine, or one per "
+                        "scale; DiT multiplies the attention output on the object region by it) (default 5)")
+    g.add_argument("--rho", type=numbers(checks.rho),
+                   help="share of salient tokens amplified, in (0, 1]; same forms as --beta (default 0.5)")
     g.add_argument("--amp-mode", choices=("logit", "weight"), help="VAR: bias the logits (paper, default) or scale the weights")
-    g.add_argument("--amp-layers", help="blocks to amplify, e.g. 14 or 12,14 (default: the paper's block 14 of 16, "
-                                        "scaled to the model's depth)")
-    g.add_argument("--amp-scales", help="VAR: scales to amplify, e.g. 1-9 (default: every scale >= 1 with a class token)")
-    g.add_argument("--amp-steps", help="DiT: denoising steps to amplify, 0 the noisiest, e.g. 10-49 (default: all but the first)")
-    g.add_argument("--dit-mask", help="DiT: where the object mask comes from: cfg-diff (default: the guidance difference "
-                                      "of the previous step), attention (attention mass received at the amplified "
-                                      "blocks, previous step) or file:DIR (DIR/<class>/<index>.png from a segmenter)")
+    g.add_argument("--amp-layers", type=int_list("amplification layers"),
+                   help="blocks to amplify, e.g. 14 or 12,14 (default: the paper's block 14 of 16, scaled to the "
+                        "model's depth)")
+    g.add_argument("--amp-scales", type=int_list("amplification scales"),
+                   help="VAR: scales to amplify, e.g. 1-9 (default: every scale >= 1 with a class token)")
+    g.add_argument("--amp-steps", type=int_list("amplification steps"),
+                   help="DiT: denoising steps to amplify, 0 the noisiest, e.g. 10-49 (default: all but the first)")
+    g.add_argument("--dit-mask", type=user_type(_dit_mask),
+                   help="DiT: where the object mask comes from: cfg-diff (default: the guidance difference "
+                        "of the previous step), attention (attention mass received at the amplified "
+                        "blocks, previous step) or file:DIR (DIR/<class>/<index>.png from a segmenter)")
     g.add_argument("--no-amp", action="store_true", help="turn amplification off")
+
+
+AMP_OPTIONS = ("beta", "rho", "amp_mode", "amp_layers", "amp_scales", "amp_steps", "dit_mask")
 
 
 def load_model_from_args(args):
@@ -115,10 +175,9 @@ def sampling_from_args(args, cfg):
     return SamplingParams(guidance=args.cfg, **{k: v for k, v in given.items() if v is not None})
 
 
-def _one_value(text, flag):
-    values = float_list(text)
+def _one_value(values, flag):
     if len(values) != 1:
-        raise UserError(f"{flag} takes one value for DiT, got {text!r}")
+        raise UserError(f"{flag} takes one value for DiT, got {','.join(map(str, values))}")
     return values[0]
 
 
@@ -126,8 +185,8 @@ def dit_amp_from_args(args, cfg) -> DiTAmpConfig:
     amp = DiTAmpConfig(
         beta=_one_value(args.beta, "--beta") if args.beta else 5.0,
         rho=_one_value(args.rho, "--rho") if args.rho else 0.5,
-        layers=tuple(int_list(args.amp_layers)) if args.amp_layers else None,
-        steps=tuple(int_list(args.amp_steps)) if args.amp_steps else None,
+        layers=tuple(args.amp_layers) if args.amp_layers else None,
+        steps=tuple(args.amp_steps) if args.amp_steps else None,
         mask=args.dit_mask or "cfg-diff",
         enabled=not args.no_amp,
     )
@@ -141,44 +200,21 @@ def amp_from_args(args, cfg):
     check_backbone_options(args, cfg)
     if is_dit(cfg):
         return dit_amp_from_args(args, cfg)
-    asked = any(getattr(args, a) is not None for a in ("beta", "rho", "amp_mode", "amp_layers", "amp_scales"))
+    asked = [a for a in AMP_OPTIONS if getattr(args, a, None) is not None]
+    if args.no_amp and asked:
+        raise UserError(f"--no-amp turns amplification off, so --{asked[0].replace('_', '-')} would do nothing: "
+                        f"drop one of the two")
     if args.no_amp or (not cfg.cls_token_scales and not asked):
         return AmpConfig(enabled=False)
-    if args.rho is not None:
-        for r in float_list(args.rho):
-            if not 0 < r <= 1:
-                raise UserError(f"--rho must lie in (0, 1], got {r}")
     amp = AmpConfig(
         mode=args.amp_mode or "logit",
-        beta=float_list(args.beta) if args.beta else 5.0,
-        rho=float_list(args.rho) if args.rho else 0.5,
-        layers=tuple(int_list(args.amp_layers)) if args.amp_layers else default_amp_layers(cfg.depth),
-        scales=tuple(int_list(args.amp_scales)) if args.amp_scales else None,
+        beta=args.beta or 5.0,
+        rho=args.rho or 0.5,
+        layers=tuple(args.amp_layers) if args.amp_layers else default_amp_layers(cfg.depth),
+        scales=tuple(args.amp_scales) if args.amp_scales else None,
     )
     amp.resolve(cfg)
     return amp
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def add_backend_options(p):
@@ -198,6 +234,23 @@ def add_backend_options(p):
 
 # The flag that names each kind of artifact a backend runs (`BACKENDS[name].artifact`).
 ARTIFACT_FLAGS = {"export_dir": ("export", "an export"), "engine_dir": ("engine", "engines")}
+
+
+def check_backend_flags(args):
+    """The backend gets the option naming what it runs, and no other backend's; checked before the
+    model loads."""
+    info = BACKENDS.get(args.backend)
+    wanted = info.artifact if info is not None else None
+    for artifact, (flag, what) in ARTIFACT_FLAGS.items():
+        given = getattr(args, flag)
+        if artifact == wanted and not given:
+            raise UserError(f"--backend {args.backend} runs {what}: pass --{flag} DIR (made by `{info.made_by}`)")
+        if artifact != wanted and given:
+            owner = next(name for name, b in BACKENDS.items() if b.artifact == artifact)
+            raise UserError(f"--{flag} is for --backend {owner}, but the backend is {args.backend}: "
+                            f"pass --backend {owner}, or drop --{flag}")
+    if args.rebuild and wanted != "engine_dir":
+        raise UserError(f"--rebuild is for --backend tensorrt, but the backend is {args.backend}: drop --rebuild")
 
 
 def generator_from_args(args, model):
@@ -252,26 +305,26 @@ def output_dir_for_run(path):
 
 
 def output_file(path) -> Path:
-    """Check an output file's place before the work that fills it: its directory is created and
-    writable, and the path is not a directory."""
+    """Check an output file's place before the work that fills it (creating nothing): the path is
+    not a directory, and it can be created; `write_output` writes it."""
     out = Path(path)
     if out.is_dir():
         raise UserError(f"{out} is a directory: give a file name")
-    output_dir(out.parent)
+    check_creatable(out)
     return out
 
 
+def write_output(path, data: bytes):
+    """Write a file that `output_file` checked, creating its directory."""
+    output_dir(Path(path).parent)
+    write_atomic(path, data)
+
+
 def write_json(path, obj):
-    """`obj` as indented JSON, written atomically."""
-    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+    """`obj` as indented JSON, written atomically (its directory created)."""
+    write_output(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 def checked_device(name: str) -> str:
     """A torch device name that exists here, or a UserError saying what to use."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and cuda_reason() is not None:
-        raise UserError(f"--device {name}: {cuda_reason()}; use --device cpu")
-    return name
+    return str(checks.device(name))

@@ -13,7 +13,8 @@ from ..runtime.generator import Generator
 from ..runtime.images import write_grid
 from ..train.data import IMAGE_SIZE, NUM_CLASSES
 from ..train.evaluate import evaluate_images, read_image_folder
-from .common import add_amp_options, add_sampling_options, amp_from_args, output_dir, positive_int, sampling_from_args
+from .common import add_amp_options, add_sampling_options, amp_from_args, images_per_class, output_dir, \
+    sampling_from_args, students
 
 GRID_COLUMNS = 10
 
@@ -21,8 +22,8 @@ GRID_COLUMNS = 10
 def add_parser(subparsers):
     p = subparsers.add_parser("demo", help="distil digits with and without amplification and score both", description=__doc__)
     p.add_argument("--out", default="demo-output", help="output directory (rerun on it to resume)")
-    p.add_argument("--ipc", type=positive_int, default=10, help="images per class in each distilled set")
-    p.add_argument("--seeds", type=positive_int, default=3, help="students trained per set, one per seed")
+    p.add_argument("--ipc", type=images_per_class, default=10, help="images per class in each distilled set")
+    p.add_argument("--seeds", type=students, default=3, help="students trained per set, one per seed")
     add_sampling_options(p)
     add_amp_options(p)
     p.set_defaults(run=run)
@@ -30,11 +31,12 @@ def add_parser(subparsers):
 
 def run(args):
     model = resolve_model("digits")
-    out = output_dir(args.out)
     generator = Generator(model)
     sampling = sampling_from_args(args, model.cfg)
+    runs = (("amplified", amp_from_args(args, model.cfg)), ("plain", AmpConfig(enabled=False)))
+    out = output_dir(args.out)
     results = {}
-    for name, amp in (("amplified", amp_from_args(args, model.cfg)), ("plain", AmpConfig(enabled=False))):
+    for name, amp in runs:
         folder = output_dir(out / name)
         print(f"{name}: distilling {args.ipc} images per class into {folder}")
         distill(generator, range(NUM_CLASSES), args.ipc, folder,

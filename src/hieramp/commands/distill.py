@@ -10,7 +10,8 @@ from ..classes import parse_class_spec
 from ..distill import DistillSettings, default_workers, distill, resolve_shard
 from ..runtime.images import DEFAULT_PNG_LEVEL, PNG_LEVELS
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir_for_run, positive_int, sampling_from_args
+    batch_size, check_backend_flags, count, generator_from_args, image_side, images_per_class, load_model_from_args, \
+    output_dir_for_run, sampling_from_args
 
 
 def add_parser(subparsers):
@@ -20,17 +21,17 @@ def add_parser(subparsers):
     g = p.add_argument_group("dataset")
     g.add_argument("--classes", required=True,
                    help="classes: 0-99,207, a file of indices or wnids, or imagenette, imagewoof, imagenet-100")
-    g.add_argument("--ipc", type=positive_int, required=True, help="images per class")
+    g.add_argument("--ipc", type=images_per_class, required=True, help="images per class")
     g.add_argument("--out", required=True, help="output directory; rerun the same command on it to resume")
-    g.add_argument("--save-size", type=positive_int, default=224, help="side of the saved PNGs in pixels (Lanczos resize)")
+    g.add_argument("--save-size", type=image_side, default=224, help="side of the saved PNGs in pixels (Lanczos resize)")
     g.add_argument("--png-level", type=int, choices=PNG_LEVELS, default=DEFAULT_PNG_LEVEL, metavar="0-9",
                    help="zlib compression of the PNGs: 1 encodes ~2.5x faster than the default 6, "
                         "files ~8%% larger; the pixels are the same")
-    g.add_argument("--batch-size", type=positive_int, default=8, help="images per batch, classes mixed (does not change the images)")
+    g.add_argument("--batch-size", type=batch_size, default=8, help="images per batch, classes mixed (does not change the images)")
     g.add_argument("--shard", help="make only shard i of n, written i/n (default: torchrun's RANK/WORLD_SIZE, else all)")
     g.add_argument("--no-overlap", action="store_true",
                    help="encode and write PNGs between batches instead of on a writer thread (for benchmarks)")
-    g.add_argument("--write-workers", type=positive_int, default=default_workers(),
+    g.add_argument("--write-workers", type=count("write workers", 1, 1024), default=default_workers(),
                    help="threads that encode and write PNGs (default: half the CPU cores, at most 8)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
     add_sampling_options(p)
@@ -47,6 +48,7 @@ def device_for_rank(device: str, environ=os.environ) -> str:
 
 def run(args):
     shard = resolve_shard(args.shard)
+    check_backend_flags(args)
     args.device = device_for_rank(args.device)
     model = load_model_from_args(args)
     classes = parse_class_spec(args.classes, model.cfg.num_classes)

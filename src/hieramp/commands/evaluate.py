@@ -11,7 +11,7 @@ from ..evaluate.run import accuracy_plot, prepare_evaluation
 from ..evaluate.students import STUDENTS
 from ..files import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import checked_device, output_dir, output_file, positive_int, write_json
+from .common import batch_size, checked_device, count, device, output_dir, output_file, students, threads, write_json
 
 DIGITS_SEEDS = 3
 VAL_ONLY = ("protocol", "student", "teacher", "epochs", "batch_size", "image_size", "precision", "workers", "device",
@@ -23,7 +23,7 @@ def add_parser(subparsers):
                               description=__doc__)
     p.add_argument("--distilled", required=True,
                    help="distilled set: class folders (wnid or index names) of images, as `hieramp distill` writes")
-    p.add_argument("--repeat", "--seeds", dest="repeat", type=positive_int,
+    p.add_argument("--repeat", "--seeds", dest="repeat", type=students,
                    help=f"students to train, one per seed 0..N-1 (default {DIGITS_SEEDS} on digits, 1 with --val)")
     p.add_argument("--json", help="also write the result as JSON to this file (with --val, and a PNG of the "
                                   "validation accuracy over epochs next to it)")
@@ -35,15 +35,15 @@ def add_parser(subparsers):
     g.add_argument("--student", choices=tuple(STUDENTS), help="student network (default resnet18)")
     g.add_argument("--teacher", help="soft protocol: ResNet-18 state dict (torchvision's ImageNet weights, or a "
                                      "checkpoint holding 'model'), restricted to the evaluated classes")
-    g.add_argument("--epochs", type=positive_int, help="default: 300 (soft); 2000/1500/1000/500 by IPC, x 2/3 "
+    g.add_argument("--epochs", type=count("epochs", 1, 100_000), help="default: 300 (soft); 2000/1500/1000/500 by IPC, x 2/3 "
                                                        "for 100+ classes (hard)")
-    g.add_argument("--batch-size", type=positive_int, help="default: soft 50 (IPC <= 10) or 100, doubled for "
+    g.add_argument("--batch-size", type=batch_size, help="default: soft 50 (IPC <= 10) or 100, doubled for "
                                                            "100+ classes; hard 64; never more than the set")
-    g.add_argument("--image-size", type=positive_int, help="training and validation crop size (default 224)")
+    g.add_argument("--image-size", type=count("the image size", 1, 4096), help="training and validation crop size (default 224)")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                    help="auto (default): bf16 autocast on GPUs, fp32 on CPUs")
-    g.add_argument("--workers", type=positive_int, help="image decoding threads (default 4)")
-    g.add_argument("--device", help="torch device: cpu (default), cuda, cuda:1")
+    g.add_argument("--workers", type=threads, help="image decoding threads (default 4)")
+    g.add_argument("--device", type=device, help="torch device: cpu (default), cuda, cuda:1")
     g.add_argument("--work", help="directory for per-student checkpoints: a killed run rerun with the same "
                                   "--work continues from its last epoch")
     p.set_defaults(run=run)

@@ -8,8 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..evaluate.fid import (DIMS, WEIGHTS_SOURCE, folder_statistics, frechet_distance, inception_network,
                             load_statistics)
-from ..files import write_atomic
-from .common import checked_device, output_file, positive_int, write_json
+from .common import batch_size, checked_device, device, output_file, write_json, write_output
 
 
 def add_parser(subparsers):
@@ -23,8 +22,8 @@ def add_parser(subparsers):
     p.add_argument("--json", help="also write {fid, images_a, images_b} as JSON to this file")
     p.add_argument("--dims", type=int, choices=DIMS, default=2048,
                    help="Inception features: 2048 (pool3, the standard FID; default) or an earlier block's")
-    p.add_argument("--batch-size", type=positive_int, default=50, help="images per Inception batch")
-    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1")
+    p.add_argument("--batch-size", type=batch_size, default=50, help="images per Inception batch")
+    p.add_argument("--device", type=device, default="cpu", help="torch device: cpu (default), cuda, cuda:1")
     p.set_defaults(run=run)
 
 
@@ -65,7 +64,7 @@ def run(args):
     fid = frechet_distance(stats_a, stats_b)
     print(f"FID {fid:.4f} ({stats_a.images or '?'} images in {a}, {stats_b.images or '?'} in {b})")
     if args.save_stats:
-        write_atomic(args.save_stats, stats_b.to_npz())
+        write_output(args.save_stats, stats_b.to_npz())
     if args.json:
         result = {"fid": fid, "images_a": stats_a.images, "images_b": stats_b.images}
         write_json(args.json, result)

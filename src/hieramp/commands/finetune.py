@@ -10,10 +10,10 @@ import argparse
 
 import torch.distributed as dist
 
-from ..errors import UserError
+from .. import checks
 from ..finetune import FinetuneSettings, RunOptions, finetune, init_distributed
 from ..finetune.settings import PRECISIONS, PUBLIC_BATCH, PUBLIC_EPOCHS
-from .common import int_list, non_negative_int, positive_int
+from .common import device, non_negative_int, positive_int, seed
 from .distill import device_for_rank
 
 
@@ -23,10 +23,7 @@ def parse_cls_scales(text):
         return None
     if text.strip().lower() == "none":
         return ()
-    scales = tuple(sorted(set(int_list(text))))
-    if not scales:
-        raise UserError(f"--cls-scales {text!r} names no scale: use e.g. 0-9, or none")
-    return scales
+    return tuple(sorted(checks.int_range_list("class-token scales", text)))
 
 
 def add_parser(subparsers):
@@ -60,9 +57,9 @@ def add_parser(subparsers):
     g.add_argument("--cls-scales", help="scales that get a class token: 0-9 (default: every scale), or none for a "
                                         "plain-VAR baseline trained the same way")
     g.add_argument("--cls-weight", type=float, default=1.0, help="weight of the class-token classification loss")
-    g.add_argument("--seed", type=non_negative_int, default=0,
+    g.add_argument("--seed", type=seed, default=0,
                    help="decides the sample order, crops, class dropout and the new weights")
-    g.add_argument("--device", default="cpu", help="cpu, cuda (under torchrun: each rank's own GPU), cuda:1")
+    g.add_argument("--device", type=device, default="cpu", help="cpu, cuda (under torchrun: each rank's own GPU), cuda:1")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--save-every", type=positive_int, default=1000, help="steps between checkpoints")
     g.add_argument("--log-every", type=positive_int, default=50, help="steps between log.jsonl lines")

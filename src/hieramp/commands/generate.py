@@ -8,7 +8,8 @@ from ..classes import parse_class_spec
 from ..files import write_atomic
 from ..runtime.images import encode_png, write_grid
 from .common import add_amp_options, add_backend_options, add_model_options, add_sampling_options, amp_from_args, \
-    generator_from_args, load_model_from_args, output_dir_for_run, positive_int, sampling_from_args
+    batch_size, check_backend_flags, generator_from_args, images_per_class, load_model_from_args, output_dir_for_run, \
+    sampling_from_args
 
 
 def add_parser(subparsers):
@@ -16,8 +17,9 @@ def add_parser(subparsers):
     add_model_options(p)
     add_backend_options(p)
     p.add_argument("--classes", required=True, help="classes: 1,2,5-9, a file of indices or wnids, or a named subset")
-    p.add_argument("--per-class", type=positive_int, default=1, help="images per class")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="images per batch (does not change the images)")
+    p.add_argument("--per-class", type=images_per_class, default=1, help="images per class")
+    p.add_argument("--batch-size", type=batch_size, default=8,
+                   help="images per batch (does not change the images)")
     p.add_argument("--out", required=True, help="output directory")
     add_sampling_options(p)
     add_amp_options(p)
@@ -25,6 +27,7 @@ def add_parser(subparsers):
 
 
 def run(args):
+    check_backend_flags(args)
     model = load_model_from_args(args)
     classes = parse_class_spec(args.classes, model.cfg.num_classes)
     amp = amp_from_args(args, model.cfg)

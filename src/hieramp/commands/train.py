@@ -3,18 +3,22 @@ digits and write the files `load_model` reads; the bundled `digits` preset was m
 from dataclasses import replace
 
 from ..train.recipe import Recipe, train_digits
-from .common import output_dir, positive_int
+from .common import count, output_dir, seed
+
+MAX_STEPS = 10_000_000
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("train", help="train the small digits model from scratch", description=__doc__)
     p.add_argument("--out", required=True, help="output directory for ar-ckpt-digits.pth, vae-digits.pth, "
                                                  "heldout.npz and training.json")
-    p.add_argument("--seed", type=int, default=0, help="training seed (the held-out split is fixed)")
+    p.add_argument("--seed", type=seed, default=0, help="training seed (the held-out split is fixed)")
     defaults = Recipe()
-    p.add_argument("--vae-steps", type=positive_int, default=defaults.vae.steps, help="VQVAE optimisation steps")
-    p.add_argument("--var-steps", type=positive_int, default=defaults.pretrain.steps, help="VAR optimisation steps")
-    p.add_argument("--finetune-steps", type=positive_int, default=defaults.finetune.steps,
+    p.add_argument("--vae-steps", type=count("VQVAE steps", 1, MAX_STEPS), default=defaults.vae.steps,
+                   help="VQVAE optimisation steps")
+    p.add_argument("--var-steps", type=count("VAR steps", 1, MAX_STEPS), default=defaults.pretrain.steps,
+                   help="VAR optimisation steps")
+    p.add_argument("--finetune-steps", type=count("fine-tuning steps", 1, MAX_STEPS), default=defaults.finetune.steps,
                    help="class-token fine-tuning steps")
     p.set_defaults(run=run)
 

@@ -30,7 +30,7 @@ SETTING_FLAGS = {
 
 
 def _json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()   # settings are checked finite
 
 
 def _short(value, limit=60) -> str:
@@ -79,20 +79,20 @@ class Layout:
         except (ValueError, OSError):
             pinned = None
         if not isinstance(pinned, dict):
-            raise UserError(f"{path} was not written by `hieramp distill`: choose a new --out")
+            raise UserError(f"{path} was not written by `hieramp distill`: choose a new output directory")
         if pinned != settings:
             diffs = [f"{key} is {_short(pinned.get(key))} there but {_short(settings.get(key))} now "
                      f"({SETTING_FLAGS.get(key, key)})"
                      for key in sorted(set(pinned) | set(settings)) if pinned.get(key) != settings.get(key)]
             raise UserError(f"{self.out} holds a distill run with other settings: {'; '.join(diffs)}. "
-                            f"Rerun with the original settings to resume, or choose a new --out")
+                            f"Rerun with the original settings to resume, or choose a new output directory")
 
     def _check_empty(self):
         # A shard starting at the same moment may be writing run.json (always the first file).
         others = [p.name for p in self.out.iterdir() if TEMP_MARK not in p.name]
         if others and not (self.out / RUN_FILE).exists():
             raise UserError(f"{self.out} is not empty and holds no {RUN_FILE} of a distill run "
-                            f"(found {', '.join(sorted(others)[:3])}): choose a new or empty --out")
+                            f"(found {', '.join(sorted(others)[:3])}): choose a new or empty output directory")
 
     def write_mapping(self, classes):
         """mapping.json, with the label a torchvision ImageFolder gives each class (sorted folder names)."""

@@ -12,16 +12,46 @@ backend, artifact, seed, sampling, amp, save_size, png_level, and precision unle
 import fcntl
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..errors import UserError
 from .plan import Job
 
 READ_BACK = 1 << 16     # longer than any line
+STATUSES = ("ok", "blank", "nonfinite")
 
 
 def manifest_name(shard) -> str:
     return "manifest.jsonl" if shard.count == 1 else f"manifest.{shard.index}-of-{shard.count}.jsonl"
+
+
+def parse_record(line: bytes):
+    """The record of one manifest line, or None if the line is damaged."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    valid = isinstance(record, dict) and all(type(record.get(key)) is int for key in ("class", "index")) \
+        and record.get("status") in STATUSES and (record["status"] != "ok" or isinstance(record.get("file"), str))
+    return record if valid else None
+
+
+def read_records(path: Path) -> list:
+    """The records of one manifest. Its last line may be unfinished or damaged, by a process killed
+    while writing it (its own run repairs it on resume, see `drop_partial_line`) or one writing it
+    now, and is skipped; a damaged line anywhere else is refused, naming it."""
+    lines = path.read_bytes().split(b"\n")          # the last item is what follows the last newline
+    last = len(lines) - 1 if lines[-1] else len(lines) - 2
+    records = []
+    for number, line in enumerate(lines[:last + 1], start=1):
+        record = parse_record(line)
+        if record is not None:
+            records.append(record)
+        elif number - 1 != last:
+            raise UserError(f"{path} line {number} is damaged ({line[:40]!r}): only a last line can be cut short by "
+                            f"a kill; remove the line to make its image again, or distill into a new directory")
+    return records
 
 
 def finished_jobs(out) -> set:
@@ -29,26 +59,29 @@ def finished_jobs(out) -> set:
     out = Path(out)
     finished = set()
     for path in sorted(out.glob("manifest*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue                                    # cut short by a kill, or being written now
+        for record in read_records(path):
             if record["status"] != "ok" or (out / record["file"]).is_file():
                 finished.add(Job(record["class"], record["index"]))
     return finished
 
 
-def drop_partial_line(path: Path):
-    """Truncate a line that a killed process left unfinished, so appends start on a new line."""
+def drop_partial_line(path: Path) -> bool:
+    """Truncate a last line that a killed process left unfinished or damaged, so that its image is
+    made again and appends start on a new line; whether there was one."""
     with open(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
         f.seek(max(0, size - READ_BACK))
         tail = f.read()
-        if not tail.endswith(b"\n"):
-            f.truncate(size - len(tail) + tail.rfind(b"\n") + 1)
+        if tail.endswith(b"\n"):
+            start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+            if start == 0 and size > len(tail) or parse_record(tail[start:]) is not None:
+                return False
+        else:
+            start = tail.rfind(b"\n") + 1
+        if start == len(tail):
+            return False
+        f.truncate(size - len(tail) + start)
+    return True
 
 
 class ShardManifest:
@@ -64,10 +97,12 @@ class ShardManifest:
             os.close(self._fd)
             raise UserError(f"another process is writing {self.path}: it runs the same shard; let it finish, "
                             f"or stop it and rerun to resume") from None
-        drop_partial_line(self.path)
+        if drop_partial_line(self.path):
+            print(f"{self.path}: dropped its last line, cut short when an earlier run was stopped; "
+                  f"that image is made again", file=sys.stderr)
 
     def append(self, record: dict):
-        os.write(self._fd, (json.dumps(record, sort_keys=True) + "\n").encode())
+        os.write(self._fd, (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode())
 
     def close(self):
         os.fsync(self._fd)

@@ -18,9 +18,9 @@ class Job(NamedTuple):
 
 def plan_jobs(classes, ipc: int) -> list:
     if ipc < 1:
-        raise UserError(f"images per class must be at least 1, got {ipc}; pass --ipc 1 or more")
+        raise UserError(f"images per class must be at least 1, got {ipc}")
     if not classes:
-        raise UserError("no classes to distill: pass --classes, e.g. 0-9")
+        raise UserError("no classes to distill: give at least one class, e.g. 0-9")
     return [Job(c, i) for i in range(ipc) for c in classes]
 
 

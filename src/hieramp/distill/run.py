@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from ..model.sampling import SamplingParams
@@ -26,6 +27,9 @@ class DistillSettings:
     amp: AmpConfig = AmpConfig()
     save_size: int = 224
     png_level: int = DEFAULT_PNG_LEVEL         # zlib level: the file bytes, not the pixels
+
+    def __post_init__(self):
+        checks.seed(self.seed)
 
 
 @dataclass

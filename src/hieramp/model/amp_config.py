@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .. import checks
 from ..errors import UserError
 from .amp_op import MODES
 
@@ -15,9 +16,9 @@ def stages(num_scales: int):
     return [tuple(int(s) for s in part) for part in np.array_split(np.arange(1, num_scales), 3)]
 
 
-def per_scale(values: Schedule, num_scales: int, name: str):
-    """One value, three stage values or one per scale -> a tuple of S values."""
-    vals = [float(values)] if isinstance(values, (int, float)) else [float(v) for v in values]
+def per_scale(values: Schedule, num_scales: int, name: str, check=float):
+    """One value, three stage values or one per scale -> a tuple of S values, each passing `check`."""
+    vals = [check(values)] if isinstance(values, (int, float)) else [check(v) for v in values]
     if len(vals) == 1:
         return tuple(vals * num_scales)
     if len(vals) == num_scales:
@@ -64,20 +65,18 @@ class AmpConfig:
             return None
         if not cfg.cls_token_scales:
             raise UserError("amplification needs a model with class tokens (a HierAmp fine-tune); "
-                            "this model has none: pass --no-amp or load an ar-ckpt-*.pth fine-tune")
+                            "this model has none: turn amplification off or load an ar-ckpt-*.pth fine-tune")
         if self.mode not in MODES:
             raise UserError(f"unknown amplification mode {self.mode!r}: use one of {', '.join(MODES)}")
         S = cfg.num_scales
         for layer in self.layers:
-            if not 0 <= layer < cfg.depth:
+            if checks.integer("an amplification layer", layer) not in range(cfg.depth):
                 raise UserError(f"amplification layer {layer} does not exist: this model has {cfg.depth} "
-                                f"blocks (0-{cfg.depth - 1}); pass --amp-layers within that range")
+                                f"blocks (0-{cfg.depth - 1}); amplify layers within that range")
         scales = tuple(s for s in range(1, S) if s in cfg.cls_token_scales) if self.scales is None else tuple(self.scales)
         for s in scales:
-            if s not in cfg.cls_token_scales:
+            if checks.integer("an amplification scale", s) not in cfg.cls_token_scales:
                 raise UserError(f"amplification scale {s} has no class token (class tokens at "
-                                f"{list(cfg.cls_token_scales)}); pass --amp-scales among those")
-        rho = per_scale(self.rho, S, "rho")
-        if any(not 0 < r <= 1 for r in rho):
-            raise UserError(f"rho must lie in (0, 1], got {self.rho}")
-        return AmpPlan(self.mode, tuple(sorted(set(self.layers))), scales, per_scale(self.beta, S, "beta"), rho)
+                                f"{list(cfg.cls_token_scales)}); amplify scales among those")
+        rho = per_scale(self.rho, S, "rho", checks.rho)
+        return AmpPlan(self.mode, tuple(sorted(set(self.layers))), scales, per_scale(self.beta, S, "beta", checks.beta), rho)

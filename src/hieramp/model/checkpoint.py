@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .. import checks
 from ..errors import UserError
 from ..files import sha256_of
 from .bundle import HierAmpModel, ModelSource
@@ -16,24 +17,26 @@ from .vqvae import VQVAE
 
 # Keys an official or HierAmp file may hold that the inference model does not use.
 IGNORED_VAR_KEYS = re.compile(r"^class_head\.(weight|bias)$")
+# How torch.save files start: its zip format, or a pickle (the legacy format).
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
 def read_state_dict(path, trust_checkpoint=False) -> dict:
     """The weights of a plain state-dict file, of a HierAmp fine-tune (trainer -> var_wo_ddp), or
     of a checkpoint of DiT's training script (its `ema` weights; its `args` namespace is plain data)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}; check the path")
+    check_checkpoint_file(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
     except pickle.UnpicklingError as err:
-        if trust_checkpoint:
-            raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+        if trust_checkpoint or "Weights only load failed" not in str(err):
+            raise UserError(f"cannot read checkpoint {path} ({_first_line(err)}): is it a complete .pth file?") from None
         raise UserError(f"{path} holds objects beyond plain tensors and was not unpickled (a .pth file "
-                        f"can run code); if you trust its source, pass --trust-checkpoint") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(f"cannot read checkpoint {path} ({str(err).splitlines()[0]}): is it a complete .pth file?") from None
+                        f"can run code); if you trust its source, allow it with --trust-checkpoint "
+                        f"(trust_checkpoint=True)") from None
+    except Exception as err:        # a damaged file fails anywhere in the unpickler (KeyError, IndexError, ...)
+        raise UserError(f"cannot read checkpoint {path} ({_first_line(err)}): is it a complete .pth file?") from None
     if isinstance(obj, dict) and isinstance(obj.get("trainer"), dict) and "var_wo_ddp" in obj["trainer"]:
         obj = obj["trainer"]["var_wo_ddp"]
     elif isinstance(obj, dict) and isinstance(obj.get("ema"), dict):
@@ -41,6 +44,28 @@ def read_state_dict(path, trust_checkpoint=False) -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"{path} is not a state dict of tensors, a HierAmp trainer checkpoint nor a DiT training checkpoint")
     return obj
+
+
+def check_checkpoint_file(path: Path):
+    """A readable file that starts like a torch.save file, before torch.load sees it."""
+    if not path.exists():
+        raise UserError(f"checkpoint not found: {path}; check the path")
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a directory: give the .pth file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise UserError(f"cannot read checkpoint {path}: {err.strerror}") from None
+    if not head:
+        raise UserError(f"checkpoint {path} is empty: copy the .pth file again")
+    if not head.startswith(CHECKPOINT_MAGIC):
+        raise UserError(f"{path} is not a PyTorch checkpoint (a torch.save file starts as a zip archive or a pickle): "
+                        f"give the .pth file")
+
+
+def _first_line(err) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _count(sd, pattern):
@@ -124,6 +149,7 @@ def load_vae_for(var_cfg: VARConfig, vae_ckpt, var_ckpt, trust_checkpoint=False)
 def load_model(var_ckpt, vae_ckpt, device="cpu", trust_checkpoint=False, var_sd=None) -> HierAmpModel:
     """VAR (plain or HierAmp fine-tune) and VQVAE from the official file forms; `var_sd`: the
     VAR file's weights when already read."""
+    checks.device(device)
     var_sd = read_state_dict(var_ckpt, trust_checkpoint) if var_sd is None else var_sd
     var_cfg = infer_var_config(var_sd, var_ckpt)
     vae = load_vae_for(var_cfg, vae_ckpt, var_ckpt, trust_checkpoint)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .. import checks
 from ..errors import UserError
 from .bundle import HierAmpModel, ModelSource
 from .checkpoint import load_model, read_state_dict
@@ -41,6 +42,7 @@ def random_model(name: str, device="cpu") -> HierAmpModel:
     if name not in ARCHITECTURES:
         raise UserError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}")
     cfg = ARCHITECTURES[name]
+    checks.device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
         var, vae = VAR(cfg), VQVAE(cfg.vae)
@@ -88,11 +90,12 @@ def _checkpoint_model(path, vae, device, trust_checkpoint, num_heads):
     sd = read_state_dict(path, trust_checkpoint)
     if is_dit_state_dict(sd):
         if vae is None or not Path(vae).is_dir():
-            raise UserError(f"--model {path} is a DiT checkpoint: pass its VAE directory with --vae {OFFICIAL_VAE_DIR}")
+            raise UserError(f"{path} is a DiT checkpoint: pass its VAE directory too (vae): {OFFICIAL_VAE_DIR}")
         return load_dit_model(path, vae, device, trust_checkpoint, num_heads, sd)
     if num_heads is not None:
         raise UserError(f"--heads applies to DiT checkpoints; {path} is a VAR one, whose heads come from its keys")
     if vae is None or Path(vae).is_dir():
-        raise UserError(f"--model {path} is a VAR checkpoint: pass its VQVAE file with --vae {OFFICIAL_VAE_FILE}"
+        raise UserError(f"{path} is a VAR checkpoint: pass its VQVAE file too (vae): {OFFICIAL_VAE_FILE} or the VQVAE "
+                        f"it was trained with"
                         + (f" ({vae} is a directory, the form of DiT's VAE)" if vae else ""))
     return load_model(path, vae, device, trust_checkpoint, sd)

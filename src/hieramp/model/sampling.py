@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import checks
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -15,6 +17,11 @@ class SamplingParams:
     guidance: float = 4.0    # classifier-free guidance weight at the last scale (t_s ramps up to it)
     top_k: int = 900         # 0: no top-k filter
     top_p: float = 0.95      # 1: no top-p filter
+
+    def __post_init__(self):
+        checks.cfg(self.guidance)
+        checks.top_k(self.top_k)
+        checks.top_p(self.top_p)
 
     def record(self) -> dict:
         """As run.json, manifest lines and reports write it: the guidance weight under its

@@ -3,6 +3,7 @@ from collections import Counter
 
 import torch
 
+from .. import checks
 from ..errors import UserError
 from ..model.amp_config import AmpConfig
 from ..model.sampling import SamplingParams, batch_noise
@@ -34,6 +35,7 @@ def check_labels(labels, num_classes: int) -> list:
 class Generator:
     def __init__(self, model, backend="torch", device="cpu", **backend_options):
         self.model = model
+        checks.device(device)
         self.backend = backend_class(backend)(model, device=device, **backend_options)
 
     @property
@@ -61,6 +63,7 @@ class Generator:
         not given), not both."""
         sampling = _sampling(sampling, cfg=cfg, top_k=top_k, top_p=top_p)
         labels = self.check_labels(labels)
+        seed = checks.seed(seed)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
         plan = amp.resolve(self.cfg) if amp is not None else None
         if forced_tokens is not None:

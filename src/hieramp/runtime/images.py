@@ -1,6 +1,7 @@
 """Image files: reading them as RGB, PNG encoding, image grids (written atomically with
 `files.write_atomic`)."""
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -54,7 +55,12 @@ def write_grid(images_B3HW, nrow, path, min_cell=64):
 def read_rgb(path) -> Image.Image:
     """The image of `path` as RGB, or a UserError naming the file that cannot be read."""
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)     # by default only a warning
+            with Image.open(path) as img:
+                return img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UserError(f"image {path} is too large to be a distilled image, refused as a possible decompression "
+                        f"bomb ({err}); remove it or replace it with a valid PNG") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"cannot read image {path} ({err}); remove it or replace it with a valid image") from None

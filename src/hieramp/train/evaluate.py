@@ -4,6 +4,7 @@ The set is an ImageFolder-style directory: one folder per class, named by the cl
 (0-9), holding PNG files of any size; files at the top level (run.json, mapping.json, grids)
 are ignored. Images are resized to the digit size, as RGB in [-1, 1].
 """
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def read_image_folder(root, size: int = IMAGE_SIZE):
 def evaluate_images(images_N3HW, labels_N, seeds: int = 3, progress=False) -> EvalResult:
     """Train one student per seed 0 .. seeds-1 on the images; score each on the held-out digits."""
     if seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
+        raise UserError(f"the number of students (seeds) must be at least 1, got {seeds}")
     heldout = load_heldout()
     test_images = to_rgb(heldout.images, images_N3HW.shape[-1])
     accs = []

@@ -10,6 +10,7 @@ from typing import Optional
 
 import torch
 
+from ...checks import cuda_missing_reason
 from ...errors import UserError
 
 
@@ -67,9 +68,7 @@ def device_for(name: str, device) -> str:
 
 def cuda_reason() -> Optional[str]:
     """Why torch has no CUDA device here, or None."""
-    if torch.cuda.is_available():
-        return None
-    return "this torch is a CPU build" if torch.version.cuda is None else "no CUDA device is visible"
+    return None if torch.cuda.is_available() else cuda_missing_reason()
 
 
 def availability(name: str, device) -> Optional[str]:
