@@ -316,7 +316,7 @@ def place(tmp_path, monkeypatch):
     """The files the rows name; the working directory is the place too (default outputs land here)."""
     monkeypatch.chdir(tmp_path)
     var = DIGITS / "ar-ckpt-digits.pth"
-    files = {"empty": b"", "text": b"hello, this is not a checkpoint\n", "binary": os.urandom(4096) + b"\xff",
+    files = {"empty": b"", "text": b"hello, this is not a checkpoint\n", "binary": bytes(range(256)) * 16 + b"\xff",
              "file": b"a plain file\n", "cut": var.read_bytes()[:200], "unreadable": b"0\n"}
     paths = {"out": tmp_path / "out", "missing": tmp_path / "missing.pth", "missing_txt": tmp_path / "missing.txt",
              "var": var, "vae": DIGITS / "vae-digits.pth"}
@@ -329,7 +329,7 @@ def place(tmp_path, monkeypatch):
         paths[name].mkdir()
     (paths["full_dir"] / "photo.png").write_bytes(b"not mine")
     paths["readonly"].chmod(0o555)
-    for name, content in {"corrupt_set": os.urandom(512), "text_set": b"text", "empty_png_set": b"",
+    for name, content in {"corrupt_set": bytes(range(256)) * 2, "text_set": b"text", "empty_png_set": b"",
                           "bomb_set": bomb_png(), "unreadable_set": b""}.items():
         paths[name] = tmp_path / name
         (paths[name] / "3").mkdir(parents=True)
