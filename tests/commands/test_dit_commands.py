@@ -94,7 +94,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_dit_files, capsys):
         (["--model", str(dit_file), "--vae", str(dit_file)], "is a DiT checkpoint: pass its VAE directory"),
         ([*TINY, "--top-k", "5"], "--top-k applies to VAR models; dit-tiny is a DiT model"),
         (["--model", "tiny", "--steps", "5"], "--steps applies to DiT models; tiny is a VAR model"),
-        ([*TINY, "--backend", "tensorrt", "--engine", str(tmp_path)], "backend 'tensorrt' does not run DiT models: use --backend torch or onnxruntime"),
+        ([*TINY, "--backend", "tensorrt", "--engine", str(tmp_path)], "the tensorrt backend runs on a CUDA GPU, not cpu: pass --device cuda"),
         ([*TINY, "--dit-mask", "saliency"], "unknown --dit-mask 'saliency'"),
         ([*TINY, "--beta", "5,5,1"], "--beta takes one value for DiT"),
         ([*TINY, "--amp-steps", "0-2"], "step 0 cannot be amplified"),

@@ -66,8 +66,3 @@ def test_compare_passes_onnxruntime_and_reports_each_step(tiny_dit_model, export
     assert not strict.passed and "output error" in strict.failures[0]
     assert strict.to_dict()["passed"] is False
 
-
-def test_tensorrt_build_refuses_a_dit_export(export_dir, tmp_path):
-    from hieramp.engine.builder import build_engines
-    with pytest.raises(UserError, match="is a DiT export: TensorRT engines are built from VAR exports only"):
-        build_engines(export_dir, tmp_path / "engines")

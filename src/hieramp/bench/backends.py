@@ -38,18 +38,32 @@ def export_variant(model, amp, key: str, export_root: Path, batch_sizes, dtype: 
     return out
 
 
-def dit_backend(backend: str, model, amp, device: str, export_root: Path, threads=None):
+def engines_for(export_dir: Path, precision: str, batch_sizes) -> Path:
+    """The engines of an export (built next to it on first use)."""
+    from ..engine import EngineManifest, build_engines
+    engine_dir = export_dir.with_name(export_dir.name + f"-engines-{precision}")
+    if not EngineManifest.describes(engine_dir):
+        build_engines(export_dir, engine_dir, precision=precision, batch_sizes=tuple(batch_sizes))
+    return engine_dir
+
+
+def dit_backend(backend: str, model, amp, device: str, export_root: Path, batch_sizes, threads=None):
     """A DiT backend; both variants share one export (beta = 1 runs its blocks unamplified).
     After exporting, the onnxruntime process drops its torch weights: one copy in memory."""
     try:
         cls = backend_class(backend, "dit")
-        if BACKENDS[backend].artifact is None:
+        artifact = BACKENDS[backend].artifact
+        if artifact is None:
             return cls(model, device=device)
+        if artifact == "engine_dir":
+            check_available(backend, device)
         from ..export.dit import DiTExportManifest, export_dit
         layers = tuple(amp.layers) if amp.layers is not None else default_amp_layers(model.cfg.depth)
         out = Path(export_root) / f"{model.source.fingerprint}-dit-{'-'.join(map(str, layers))}"
         if not DiTExportManifest.describes(out):
             export_dit(model, out, layers)
+        if artifact == "engine_dir":
+            return cls(model, device=device_for(backend, device), engine_dir=engines_for(out, "fp32", batch_sizes))
         model.dit.to("meta")
         return cls(model, device=device, export_dir=out, threads=threads)
     except UserError as err:
@@ -65,7 +79,7 @@ def make_backend(backend: str, model, amp, variant: str, device: str, export_roo
     if isinstance(model, DiTModel):
         if precision != "fp32":
             raise BackendUnavailable(f"DiT runs in fp32 only, not {precision}")
-        return dit_backend(backend, model, amp, device, export_root, threads)
+        return dit_backend(backend, model, amp, device, export_root, batch_sizes, threads)
     cls = check_available(backend, device)
     device = device_for(backend, device)
     try:
@@ -78,10 +92,6 @@ def make_backend(backend: str, model, amp, variant: str, device: str, export_roo
                                     precision if artifact == "export_dir" else "fp32")
         if artifact == "export_dir":
             return cls(model, device=device, export_dir=export_dir, threads=threads)
-        from ..engine import EngineManifest, build_engines
-        engine_dir = export_dir.with_name(export_dir.name + f"-engines-{precision}")
-        if not EngineManifest.describes(engine_dir):
-            build_engines(export_dir, engine_dir, precision=precision, batch_sizes=tuple(batch_sizes))
-        return cls(model, device=device, engine_dir=engine_dir)
+        return cls(model, device=device, engine_dir=engines_for(export_dir, precision, batch_sizes))
     except UserError as err:
         raise BackendUnavailable(str(err).splitlines()[0]) from None

@@ -1,4 +1,4 @@
-"""`hieramp build`: TensorRT engines from an export directory (`hieramp export`), for
+"""`hieramp build`: TensorRT engines from an export directory (`hieramp export`, VAR or DiT), for
 `--backend tensorrt`. Uses TensorRT (>= 10.6) when installed, else TensorRT-RTX, whose build is
 ahead of time and needs no GPU."""
 from pathlib import Path
@@ -32,6 +32,9 @@ def run(args):
     manifest = build_engines(args.export_dir, args.out, args.precision, args.batch_sizes, args.timing_cache, args.flavour)
     gpu = manifest.data["gpu"]
     target = gpu["target"] if gpu["target"] != "device" else f"{gpu['name']} (compute capability {gpu['compute_capability']})"
-    amp = f"amplification op as {manifest.amp_op}" if manifest.amp_op else "no amplification op"
+    if manifest.backbone == "dit":
+        amp = f"DiT amplification at blocks {list(manifest.amp_layers)}"
+    else:
+        amp = f"amplification op as {manifest.amp_op}" if manifest.amp_op else "no amplification op"
     print(f"built {len(manifest.data['files'])} engines with {manifest.tensorrt_name} into {Path(args.out).resolve()}: "
           f"{manifest.precision}, batch sizes {list(manifest.batch_sizes)}, {target}, {amp}; artifact {manifest.artifact_id}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from .. import checks
 from ..errors import UserError
 from ..export.dit import export_dit
-from ..export.exporter import DEFAULT_OPSET, DTYPES, OP_FORMS, OPSETS, export_model
+from ..export.exporter import DEFAULT_MAX_BATCH, DEFAULT_OPSET, DTYPES, OP_FORMS, OPSETS, export_model
 from ..export.manifest import ExportManifest
 from ..files import check_place
 from .common import add_model_options, batch_size, count, is_dit, load_model_from_args, user_type
@@ -50,7 +50,7 @@ def run(args):
         return _export_dit(args, model)
     dtype = args.dtype or "fp32"
     manifest = export_model(model, args.out, args.amp_layers, args.amp_mode or "logit",
-                            args.amp_op or "function", args.opset, dtype, args.max_batch or 8, quantize=args.quantize)
+                            args.amp_op or "function", args.opset, dtype, args.max_batch or DEFAULT_MAX_BATCH, quantize=args.quantize)
     amp = manifest.data["amp"]
     what = f"op {amp['op']} ({amp['op_form']}, {amp['mode']}) at blocks {amp['layers']}" if amp["layers"] else "no amplification op"
     dtype = f"{dtype}, linear layers int8" if args.quantize else dtype

@@ -4,7 +4,8 @@ One engine per graph, so the weights are stored once; the graphs keep their dyna
 optimization profiles pin them per batch bucket and, for the step and sample graphs, per scale
 (n and the past length P are fixed within a profile, so every scale gets kernels tuned for its
 shapes and its own execution context at run time). The update and decode graphs run one image
-at a time, as in the other backends, and get one batch-1 profile.
+at a time, as in the other backends, and get one batch-1 profile. A DiT export has one graph,
+the denoiser step, built with one profile per batch bucket.
 
 Precision: fp32 builds clear TF32 (exact float32, for parity with the reference). fp16/bf16 on
 an fp32 export need the builder's FP16/BF16 flags, which TensorRT has and TensorRT-RTX does not:
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from .. import trt_import
 from ..errors import UserError
 from ..export.amp_function import OP_NAME
-from ..export.dit import DiTExportManifest
+from ..export.dit import STEP_NAME, DiTExportManifest
 from ..export.graphs import (BATCH, BATCH2, EVERY_SCALE, N, PAST_LEN, PER_IMAGE, STEP, TOP_K, graph_file, graph_files,
                               graph_kind, graph_names)
 from ..export.manifest import ExportManifest
@@ -54,18 +55,19 @@ def batch_buckets(batch_sizes) -> list:
 def graph_profiles(graph: str, inputs: list, patch_nums, vocab: int, batch_sizes) -> list:
     """Profiles of one graph: per batch bucket and, for the graphs that serve every scale, per
     scale; one batch-1 profile for the per-image graphs. `inputs`: (name, dims, dim names, is
-    shape tensor) per network input."""
+    shape tensor) per network input. DiT's step (no patch_nums) gets one profile per bucket."""
     kind, _ = graph_kind(graph)
     buckets = [(1, 1)] if kind in PER_IMAGE else batch_buckets(batch_sizes)
-    scales = range(len(patch_nums)) if kind in EVERY_SCALE else [None]
+    scales = range(len(patch_nums)) if patch_nums and kind in EVERY_SCALE else [None]
     profiles = []
     for lo, hi in buckets:
         for scale in scales:
             n = None if scale is None else patch_nums[scale] ** 2
             P = None if scale is None else sum(p * p for p in patch_nums[:scale])
             axes = {BATCH: (lo, hi, hi), BATCH2: (2 * lo, 2 * hi, 2 * hi), N: (n, n, n)}
-            known = {PAST_LEN: (P, P, P),
-                     TOP_K: (1, candidates(SamplingParams().top_k, vocab, TOPK_LIMIT), candidates(0, vocab, TOPK_LIMIT))}
+            known = {PAST_LEN: (P, P, P)}                                  # the values of VAR's shape tensors
+            if vocab is not None:
+                known[TOP_K] = (1, candidates(SamplingParams().top_k, vocab, TOPK_LIMIT), candidates(0, vocab, TOPK_LIMIT))
             shapes, values = {}, {}
             for name, dims, dim_names, is_shape_tensor in inputs:
                 if is_shape_tensor:
@@ -82,10 +84,8 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
     """Build every graph of the export in `export_dir` into the engine directory `out` (replacing
     an earlier build there). precision defaults to the export's dtype, batch sizes to (1, the
     export's max batch)."""
-    if DiTExportManifest.describes(export_dir):
-        raise UserError(f"{export_dir} is a DiT export: TensorRT engines are built from VAR exports only; run it with "
-                        f"--backend onnxruntime --export {export_dir}")
-    export = ExportManifest.read(export_dir)
+    dit = DiTExportManifest.describes(export_dir)
+    export = (DiTExportManifest if dit else ExportManifest).read(export_dir)
     export.verify_files()
     if export.quantization:
         raise UserError(f"export {export.directory} is quantised for ONNX Runtime ({export.quantization}); TensorRT "
@@ -106,8 +106,8 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
         engines, profiles, amp_op = builder.build_all(staging, progress)
         manifest = {
             "export": {"directory": str(export.directory.resolve()), "artifact_id": export.artifact_id,
-                       "model": export.data["model"], "dtype": export.dtype, "amp": export.data["amp"],
-                       "patch_nums": list(export.patch_nums)},
+                       "backbone": "dit" if dit else "var", "model": export.data["model"], "dtype": export.dtype,
+                       "amp": export.data["amp"], "patch_nums": None if dit else list(export.patch_nums)},
             "tensorrt": {"flavour": tensorrt.flavour, "version": tensorrt.version, "name": tensorrt.name},
             "precision": precision, "batch_sizes": batch_sizes, "amp_op": amp_op, "gpu": gpu,
             "profiles": profiles, "engines": engines,
@@ -153,7 +153,8 @@ class _Builder:
     def __init__(self, tensorrt: TensorRT, export: ExportManifest, precision, flag, batch_sizes, timing_cache, plugin):
         self.trt, self.export, self.precision, self.flag = tensorrt.module, export, precision, flag
         self.tensorrt, self.batch_sizes, self.plugin = tensorrt, batch_sizes, plugin
-        self.patch_nums, self.vocab = export.patch_nums, export.vocab_size
+        self.dit = isinstance(export, DiTExportManifest)
+        self.patch_nums, self.vocab = (None, None) if self.dit else (export.patch_nums, export.vocab_size)
         self.log = _logger(self.trt)
         self.builder = self.trt.Builder(self.log)
         self.timing_cache_path = Path(timing_cache) if timing_cache else None
@@ -163,26 +164,40 @@ class _Builder:
             data = self.timing_cache_path.read_bytes() if self.timing_cache_path.is_file() else b""
             self.timing_cache = config.create_timing_cache(data)
 
+    def graphs(self) -> dict:
+        """Graph name -> its ONNX file, in build order."""
+        if self.dit:
+            return {STEP: self.export.graph(STEP)}
+        return {name: self.export.graph(*graph_kind(name)) for name in graph_names(len(self.patch_nums))}
+
+    def engine_file(self, name: str) -> str:
+        return graph_file(STEP_NAME if self.dit else name, SUFFIX)
+
+    def engine_files(self) -> dict:
+        """The manifest's "engines" entry (`EngineManifest.engine` reads it)."""
+        if self.dit:
+            return {STEP: self.engine_file(STEP)}
+        return graph_files(len(self.patch_nums), SUFFIX)
+
     def build_all(self, staging: Path, progress: bool):
-        S = len(self.patch_nums)
         profiles, amp_op = {}, None
-        bar = tqdm(graph_names(S), desc="build", unit="engine", disable=not progress)
-        for name in bar:
+        bar = tqdm(self.graphs().items(), desc="build", unit="engine", disable=not progress)
+        for name, onnx_file in bar:
             bar.set_postfix_str(name)
-            network, parser, plugin_layers = self._parse(self.export.graph(*graph_kind(name)))
+            network, parser, plugin_layers = self._parse(onnx_file)
             inputs = [(t.name, tuple(t.shape), [t.get_dimension_name(i) for i in range(len(t.shape))], t.is_shape_tensor)
                       for t in (network.get_input(i) for i in range(network.num_inputs))]
             graph_profile = graph_profiles(name, inputs, self.patch_nums, self.vocab, self.batch_sizes)
             plan = self._build(network, graph_profile, name)
             del network, parser          # the parser owns the weights the network points to: both go together
-            with open(staging / graph_file(name, SUFFIX), "wb") as f:
+            with open(staging / self.engine_file(name), "wb") as f:
                 f.write(plan)
             profiles[name] = [asdict(p) for p in graph_profile]
-            if name == STEP:
+            if name == STEP and not self.dit:
                 amp_op = self._amp_form(plugin_layers)
         if self.timing_cache is not None:
             write_atomic(self.timing_cache_path, bytes(self.timing_cache.serialize()))
-        return graph_files(S, SUFFIX), profiles, amp_op
+        return self.engine_files(), profiles, amp_op
 
     def _amp_form(self, plugin_layers: int):
         layers = self.export.amp_layers

@@ -12,6 +12,7 @@ import torch
 
 from ..directory_manifest import MANIFEST, DirectoryManifest
 from ..errors import UserError
+from ..export.dit import DiTExportManifest
 from ..export.manifest import ExportManifest, model_entry
 from ..trt_import import TENSORRT_RTX, TensorRT
 
@@ -52,6 +53,10 @@ class EngineManifest(DirectoryManifest):
     def precision(self) -> str:
         return self.data["precision"]
 
+    @property
+    def backbone(self) -> str:
+        """"var" or "dit" (builds from before DiT engines are VAR)."""
+        return self.data["export"].get("backbone", "var")
 
     @property
     def batch_sizes(self) -> tuple:
@@ -131,7 +136,7 @@ class EngineManifest(DirectoryManifest):
                     f"this GPU is {gpu['name']} ({gpu['compute_capability']})")
         export = self.data["export"]
         if (self.export_dir / MANIFEST).is_file():
-            now = ExportManifest.read(self.export_dir).artifact_id
+            now = (DiTExportManifest if self.backbone == "dit" else ExportManifest).read(self.export_dir).artifact_id
             if now != export["artifact_id"]:
                 return (f"{where} were built from export artifact {export['artifact_id']}, and {self.export_dir} "
                         f"now holds artifact {now}")

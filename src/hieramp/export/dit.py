@@ -17,11 +17,12 @@ from ..model.amp_config import default_amp_layers
 from ..model.dit.amp import gain
 from ..model.dit.step import guided_step
 from . import onnx_files
-from .exporter import DEFAULT_OPSET, OPSETS, _trace
+from .exporter import DEFAULT_MAX_BATCH, DEFAULT_OPSET, OPSETS, _trace
 from .graphs import BATCH, TRACE_BATCH, GraphSpec, TensorSpec
 from .manifest import ExportManifest, model_entry
 
-STEP_GRAPH = "dit_step.onnx"
+STEP_NAME = "dit_step"                 # the step graph's file stem, in exports and engine directories
+STEP_GRAPH = STEP_NAME + ".onnx"
 
 
 class StepGraph(nn.Module):
@@ -41,11 +42,16 @@ class DiTExportManifest(ExportManifest):
     FORMAT_VERSION = 1
     WHAT = "DiT export directory"
 
+    @property
+    def max_batch(self) -> int:
+        """The step graph takes any batch; `hieramp build` defaults to 1 and this, as for VAR exports."""
+        return DEFAULT_MAX_BATCH
+
 
 def step_spec(cfg) -> GraphSpec:
     f32, i64 = torch.float32, torch.int64
     latent = (BATCH, cfg.in_channels, cfg.input_size, cfg.input_size)
-    return GraphSpec("dit_step", inputs=(
+    return GraphSpec(STEP_NAME, inputs=(
         TensorSpec("x", latent, f32), TensorSpec("t", (BATCH,), i64), TensorSpec("y", (BATCH,), i64),
         TensorSpec("cfg", (), f32), TensorSpec("mask", (BATCH, cfg.num_tokens), f32), TensorSpec("beta", (), f32),
     ), outputs=(

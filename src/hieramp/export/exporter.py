@@ -27,6 +27,7 @@ from .sample_graph import sample_model
 
 OPSETS = range(17, 21)            # LayerNormalization needs 17; 20 is the TorchScript exporter's newest
 DEFAULT_OPSET = 18
+DEFAULT_MAX_BATCH = 8             # the largest batch engines are built for unless told
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 OP_FORMS = ("function", "plugin")
 SUFFIX = ".onnx"                  # of each graph's file
@@ -53,7 +54,7 @@ def check_options(cfg, amp_layers, amp_mode, op_form, opset, dtype, max_batch, q
 
 
 def export_model(model, out, amp_layers=None, amp_mode="logit", op_form="function", opset=DEFAULT_OPSET,
-                 dtype="fp32", max_batch=8, progress=True, quantize=False) -> ExportManifest:
+                 dtype="fp32", max_batch=DEFAULT_MAX_BATCH, progress=True, quantize=False) -> ExportManifest:
     """Export `model` into the directory `out` (replacing an earlier export there).
 
     amp_layers: blocks carrying the TopKBiasAttention node; None means the paper's block 14 of

@@ -30,7 +30,7 @@ BACKENDS = {info.name: info for info in (
     BackendInfo("onnxruntime", "hieramp.runtime.backends.ort_backend:OrtBackend", "export_dir", "hieramp export",
                 dit_target="hieramp.runtime.dit.backends:OrtStep"),
     BackendInfo("tensorrt", "hieramp.runtime.backends.trt_backend:TensorRTBackend", "engine_dir", "hieramp build",
-                cuda_only=True),
+                cuda_only=True, dit_target="hieramp.runtime.dit.trt_step:TrtStep"),
 )}
 
 

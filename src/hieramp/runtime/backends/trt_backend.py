@@ -27,7 +27,7 @@ from ...model.kv_cache import KVCache
 from .base import Backend
 
 
-def _cuda_device(device) -> torch.device:
+def cuda_device(device) -> torch.device:
     device = torch.device(device)
     if device.type != "cuda":
         raise UserError(f"the tensorrt backend runs on a CUDA GPU, not {device}: pass --device cuda")
@@ -166,7 +166,7 @@ class TensorRTBackend(Backend):
         enqueue every time)."""
         if engine_dir is None:
             raise UserError("the tensorrt backend runs engines: pass engine_dir (made by `hieramp build`)")
-        device = _cuda_device(device)
+        device = cuda_device(device)
         torch.cuda.set_device(device)
         manifest, tensorrt = open_engines(engine_dir, model, describe_gpu(device), rebuild, precision)
         super().__init__(model.cfg, device, None)       # dtypes come from the engines, per tensor

@@ -1,4 +1,5 @@
-"""DiT backends: torch (the reference) and onnxruntime (runs the exported step graph).
+"""DiT backends: torch (the reference) and onnxruntime (runs the exported step graph); TensorRT
+in `trt_step`.
 
 They keep the backend contract (`runtime/backends/base.Backend`: check, begin, decode, put,
 fetch, the optional capabilities) with the denoiser's step in place of VAR's
@@ -15,6 +16,14 @@ from ...model.dit.amp import gain
 from ...model.dit.step import guided_step
 from ...model.dit.vae import decode
 from ..backends.base import Backend
+
+
+def check_amp_layers(manifest, plan, where: str, remake: str):
+    """The run's amplified blocks must be the ones the step graph holds (fixed at export)."""
+    if plan is not None and tuple(plan.layers) != manifest.amp_layers:
+        exported = ",".join(map(str, manifest.amp_layers))
+        raise UserError(f"{where} amplifies blocks {list(manifest.amp_layers)}, this run asks for {list(plan.layers)}: "
+                        f"pass --amp-layers {exported} or {remake} with the blocks you want")
 
 
 class _DiTBackend(Backend):
@@ -77,10 +86,7 @@ class OrtStep(_DiTBackend):
         self.artifact_id = self.manifest.artifact_id
 
     def check(self, batch_size, plan):
-        if plan is not None and tuple(plan.layers) != self.manifest.amp_layers:
-            exported = ",".join(map(str, self.manifest.amp_layers))
-            raise UserError(f"export {self.manifest.directory} amplifies blocks {list(self.manifest.amp_layers)}, this run "
-                            f"asks for {list(plan.layers)}: pass --amp-layers {exported} or re-export with the blocks you want")
+        check_amp_layers(self.manifest, plan, f"export {self.manifest.directory}", "re-export")
 
     def step(self, i, x, t, y, cfg, mask, beta, want_mass):
         if mask is None:
