@@ -91,7 +91,7 @@ def amp_step_cost(all_arms, cfg, scales, reps):
     """Per backend and scale: fastest step with the op and without it, alternating."""
     out = {}
     for backend_name in ("torch", "onnxruntime"):
-        (gen_on, amp_on), (gen_off, amp_off) = all_arms[(backend_name, "on")], all_arms[(backend_name, "off")]
+        (gen_on, amp_on), (gen_off, _) = all_arms[(backend_name, "on")], all_arms[(backend_name, "off")]
         plan_on = amp_on.resolve(cfg)
         for si in scales:
             on, off = [], []

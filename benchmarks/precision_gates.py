@@ -47,6 +47,7 @@ def measure(name, path, export_root):
         "max_abs_logit_error": max(s.max_abs_error for s in result.scales),
         "argmax_agreement": result.argmax_agreement,
         "amp_set_agreement": result.amp_set_agreement,
+        "amp_member_agreement": result.amp_member_agreement,
         "min_psnr_db": min(result.psnr_db),
         "free_token_agreement": result.token_agreement,
         "scales": [vars(s) for s in result.scales],
@@ -55,10 +56,10 @@ def measure(name, path, export_root):
 
 def markdown(rows, machine) -> str:
     lines = [f"Machine: {machine['cpu']} ({machine['cpu_cores']} cores), {machine['date']}; 1-minute load per row.", "",
-             "| model | path | max rel logit error | argmax agreement (forced) | amplified sets equal | min PSNR forced (dB) "
-             "| free-sampling tokens equal | load |", "|---|---|---|---|---|---|---|---|"]
+             "| model | path | max rel logit error | argmax agreement (forced) | amplified sets equal (memberships) "
+             "| min PSNR forced (dB) | free-sampling tokens equal | load |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        sets = "-" if r["amp_set_agreement"] is None else f"{r['amp_set_agreement']:.2%}"
+        sets = "-" if r["amp_set_agreement"] is None else f"{r['amp_set_agreement']:.2%} ({r['amp_member_agreement']:.3%})"
         lines.append(f"| {r['model']} | {r['path']} | {r['max_rel_logit_error']:.2e} | {r['argmax_agreement']:.2%} | {sets} "
                      f"| {r['min_psnr_db']:.1f} | {r['free_token_agreement']:.2%} | {r['load_1min']} |")
     return "\n".join(lines) + "\n"

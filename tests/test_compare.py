@@ -6,7 +6,7 @@ import torch
 
 from hieramp import AmpConfig, Generator
 from hieramp.cli import main
-from hieramp.compare import Tolerances, compare
+from hieramp.compare import Tolerances, _set_agreement, compare
 from hieramp.export.exporter import export_model
 
 
@@ -79,6 +79,17 @@ def test_cli_json_uses_the_exported_amplification(export_dir, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["passed"] and data["backend"] == "onnxruntime" and data["labels"] == [2, 5]
     assert [s["amp_set_agreement"] for s in data["scales"]] == [None, 1.0, 1.0, 1.0]
+    assert data["amp_set_agreement"] == data["amp_member_agreement"] == 1.0
+
+
+def test_set_agreement_counts_whole_sets_and_memberships():
+    """One swap at a set's boundary makes the set unequal and costs 2 of its n memberships."""
+    plan = AmpConfig(layers=(0,), scales=(1,)).resolve(type("Cfg", (), {"depth": 2, "num_scales": 2, "cls_token_scales": (0, 1)})())
+    ref = {1: {0: torch.tensor([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=torch.bool)}}
+    got = {1: {0: torch.tensor([[1, 0, 1, 0], [1, 0, 1, 0]], dtype=torch.bool)}}
+    per_scale, sets, members = _set_agreement(plan, ref, got, 2)
+    assert per_scale == {1: 0.5} and sets == 0.5 and members == 6 / 8
+    assert _set_agreement(None, ref, got, 2) == ({}, None, None)
 
 
 def test_cli_exits_1_when_a_tolerance_is_exceeded(export_dir, capsys):

@@ -88,12 +88,31 @@ class ScaleReport:
     amp_set_agreement: Optional[float]     # None where nothing was amplified or compared
 
 
+@dataclass(kw_only=True)
 class _Verdict:
-    """What both comparisons share: a list of failures, and JSON with the PSNRs."""
+    """What both comparisons share: the run, the images' PSNRs, the failures, the verdict and JSON."""
+    backend: str
+    labels: list
+    seed: int
+    psnr_db: list                          # per image, forced path; inf for identical images
+    free_psnr_db: list                     # per image, free sampling
+    failures: list = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def _psnr_line(self, prefix: str = "image PSNR") -> str:
+        return (f"{prefix} min {min(self.psnr_db):.1f} dB on the forced path, {min(self.free_psnr_db):.1f} dB in free "
+                f"sampling ({len(self.psnr_db)} images)")
+
+    def _verdict_line(self) -> str:
+        return "PASS" if self.passed else "FAIL: " + "; ".join(self.failures)
+
+    def _check_psnr(self, min_psnr_db: float):
+        worst = min(self.psnr_db)
+        if worst < min_psnr_db:
+            self.failures.append(f"image PSNR on the forced path {worst:.1f} dB < {min_psnr_db:g} dB")
 
     def to_dict(self) -> dict:
         """JSON-ready; an infinite PSNR (identical images) becomes null."""
@@ -104,19 +123,14 @@ class _Verdict:
         return out
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Comparison(_Verdict):
-    backend: str
-    labels: list
-    seed: int
     scales: list
-    psnr_db: list                          # per image, forced path; inf for identical images
-    free_psnr_db: list                     # per image, free sampling
     token_agreement: float                 # free sampling, all positions
     argmax_agreement: float                # forced path, all positions
     amp_set_agreement: Optional[float]     # all amplified rows; None where nothing was compared
+    amp_member_agreement: Optional[float]  # share of positions whose membership agrees, all amplified rows
     tolerances: Tolerances
-    failures: list = field(default_factory=list)
 
     def table(self) -> str:
         lines = [f"{'scale':>5} {'n':>4} {'max |dlogit|':>13} {'rel':>9} {'argmax':>7} {'tokens':>7} {'amp sets':>8}"]
@@ -124,11 +138,11 @@ class Comparison(_Verdict):
             sets = "-" if s.amp_set_agreement is None else f"{s.amp_set_agreement:.1%}"
             lines.append(f"{s.scale:>5} {s.tokens:>4} {s.max_abs_error:>13.3e} {s.max_rel_error:>9.2e} "
                          f"{s.argmax_agreement:>7.1%} {s.token_agreement:>7.1%} {sets:>8}")
-        sets = "" if self.amp_set_agreement is None else f"amplified sets {self.amp_set_agreement:.2%} equal; "
+        sets = "" if self.amp_set_agreement is None else \
+            f"amplified sets {self.amp_set_agreement:.2%} equal ({self.amp_member_agreement:.3%} of memberships); "
         lines.append(f"argmax {self.argmax_agreement:.2%} equal on the forced path; {sets}"
-                     f"tokens {self.token_agreement:.2%} equal in free sampling; image PSNR min {min(self.psnr_db):.1f} dB "
-                     f"on the forced path, {min(self.free_psnr_db):.1f} dB in free sampling ({len(self.psnr_db)} images)")
-        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+                     f"tokens {self.token_agreement:.2%} equal in free sampling; {self._psnr_line()}")
+        lines.append(self._verdict_line())
         return "\n".join(lines)
 
 
@@ -156,7 +170,7 @@ def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, sampling: Samplin
         bar.update()
 
     plan = amp.resolve(model.cfg) if amp is not None else None
-    set_agreement, all_sets = _set_agreement(plan, reference_sets, candidate_sets, model.cfg.num_scales)
+    set_agreement, all_sets, members = _set_agreement(plan, reference_sets, candidate_sets, model.cfg.num_scales)
     scales = []
     for si, (r, f, rt, ft) in enumerate(zip(ref.logits, forced.logits, ref.tokens, free.tokens)):
         err = float((f - r).abs().max())
@@ -169,8 +183,9 @@ def compare(candidate: Generator, labels=(0, 1, 2, 3), seed=0, sampling: Samplin
         free_psnr_db=[psnr(a, b) for a, b in zip(ref.images, free.images)],
         token_agreement=_share_equal(ref.tokens, free.tokens),
         argmax_agreement=_share_equal([x.argmax(-1) for x in ref.logits], [x.argmax(-1) for x in forced.logits]),
-        amp_set_agreement=all_sets, tolerances=tolerances)
+        amp_set_agreement=all_sets, amp_member_agreement=members, tolerances=tolerances)
     result.failures = _failures(result)
+    result._check_psnr(tolerances.min_psnr_db)
     return result
 
 
@@ -179,18 +194,22 @@ def _share_equal(a_list, b_list) -> float:
 
 
 def _set_agreement(plan, reference_sets, candidate_sets, num_scales):
-    """Per amplified scale, and over all of them: the share of (row, op node) sets that are identical."""
+    """Per amplified scale, and over all of them, the share of (row, op node) sets that are
+    identical; and over all of them, the share of (row, op node, position) memberships that agree
+    (a set that swaps one member at its boundary counts as unequal, but costs 2 of n memberships)."""
     if plan is None or not candidate_sets:
-        return {}, None
-    agreement, same_all = {}, []
+        return {}, None, None
+    agreement, same_sets, same_members = {}, [], []
     for si in range(num_scales):
         if not plan.active(si):
             continue
-        same = [(reference_sets[si][layer].cpu() == candidate_sets[si][layer].cpu()).all(dim=-1)
-                for layer in plan.layers]                                                     # (2B,) each
-        agreement[si] = float(torch.cat(same).float().mean())
-        same_all += same
-    return agreement, float(torch.cat(same_all).float().mean()) if same_all else None
+        same = [reference_sets[si][layer].cpu() == candidate_sets[si][layer].cpu() for layer in plan.layers]  # (2B, n)
+        agreement[si] = float(torch.cat([m.all(dim=-1) for m in same]).float().mean())
+        same_sets += [m.all(dim=-1) for m in same]
+        same_members += [m.flatten() for m in same]
+    if not same_sets:
+        return agreement, None, None
+    return agreement, float(torch.cat(same_sets).float().mean()), float(torch.cat(same_members).float().mean())
 
 
 def _failures(result: Comparison) -> list:
@@ -207,9 +226,6 @@ def _failures(result: Comparison) -> list:
         failures.append(f"amplified sets agree {result.amp_set_agreement:.2%} < {tol.min_amp_set_agreement:.2%}")
     if result.token_agreement < tol.min_token_agreement:
         failures.append(f"tokens agree {result.token_agreement:.2%} < {tol.min_token_agreement:.2%}")
-    worst = min(result.psnr_db)
-    if worst < tol.min_psnr_db:
-        failures.append(f"image PSNR on the forced path {worst:.1f} dB < {tol.min_psnr_db:g} dB")
     return failures
 
 
@@ -229,25 +245,18 @@ class StepReport:
     mask_agreement: Optional[float]        # None where the step was not amplified
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DiTComparison(_Verdict):
-    backend: str
-    labels: list
-    seed: int
     steps: list
-    psnr_db: list                          # per image, forced path; inf for identical images
-    free_psnr_db: list                     # per image, free sampling
     tolerances: DiTTolerances
-    failures: list = field(default_factory=list)
 
     def table(self) -> str:
         lines = [f"{'step':>4} {'t':>4} {'max |dout|':>11} {'rel':>9} {'masks':>7}"]
         for s in self.steps:
             masks = "-" if s.mask_agreement is None else f"{s.mask_agreement:.1%}"
             lines.append(f"{s.step:>4} {s.timestep:>4} {s.max_abs_error:>11.3e} {s.max_rel_error:>9.2e} {masks:>7}")
-        lines.append(f"image PSNR min {min(self.psnr_db):.1f} dB on the forced path, {min(self.free_psnr_db):.1f} dB "
-                     f"in free sampling ({len(self.psnr_db)} images)")
-        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+        lines.append(self._psnr_line())
+        lines.append(self._verdict_line())
         return "\n".join(lines)
 
 
@@ -280,6 +289,5 @@ def compare_dit(candidate: DiTGenerator, labels=(0, 1, 2, 3), seed=0, sampling=D
             result.failures.append(f"step {s.step}: output error {s.max_abs_error:.3e} > {tol.max_output_error:g}")
         if s.mask_agreement is not None and s.mask_agreement < tol.min_mask_agreement:
             result.failures.append(f"step {s.step}: masks agree {s.mask_agreement:.1%} < {tol.min_mask_agreement:.1%}")
-    if min(result.psnr_db) < tol.min_psnr_db:
-        result.failures.append(f"image PSNR on the forced path {min(result.psnr_db):.1f} dB < {tol.min_psnr_db:g} dB")
+    result._check_psnr(tol.min_psnr_db)
     return result
