@@ -99,7 +99,7 @@ def build_engines(export_dir, out, precision: str = None, batch_sizes=None, timi
         raise UserError(f"--timing-cache needs TensorRT: {tensorrt.name} has no timing cache (its calls are no-ops), "
                         f"drop the option")
     gpu = gpu_entry(tensorrt)
-    plugin = _plugin_override(tensorrt, export)
+    plugin = not dit and _plugin_override(tensorrt, export)       # DiT's graph has no custom op
     started = time.monotonic()
     with staged_directory(out, "an engine directory", EngineManifest.describes) as staging:
         builder = _Builder(tensorrt, export, precision, flag, batch_sizes, timing_cache, plugin)
