@@ -102,8 +102,8 @@ class _Verdict:
     def passed(self) -> bool:
         return not self.failures
 
-    def _psnr_line(self, prefix: str = "image PSNR") -> str:
-        return (f"{prefix} min {min(self.psnr_db):.1f} dB on the forced path, {min(self.free_psnr_db):.1f} dB in free "
+    def _psnr_line(self) -> str:
+        return (f"image PSNR min {min(self.psnr_db):.1f} dB on the forced path, {min(self.free_psnr_db):.1f} dB in free "
                 f"sampling ({len(self.psnr_db)} images)")
 
     def _verdict_line(self) -> str:
@@ -204,8 +204,9 @@ def _set_agreement(plan, reference_sets, candidate_sets, num_scales):
         if not plan.active(si):
             continue
         same = [reference_sets[si][layer].cpu() == candidate_sets[si][layer].cpu() for layer in plan.layers]  # (2B, n)
-        agreement[si] = float(torch.cat([m.all(dim=-1) for m in same]).float().mean())
-        same_sets += [m.all(dim=-1) for m in same]
+        sets = [m.all(dim=-1) for m in same]
+        agreement[si] = float(torch.cat(sets).float().mean())
+        same_sets += sets
         same_members += [m.flatten() for m in same]
     if not same_sets:
         return agreement, None, None
