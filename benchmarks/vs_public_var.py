@@ -10,6 +10,7 @@ same round set:
 - torch-bf16      torch backend, --precision bf16
 - torch-bf16-compile  the same with --compile (its compilation runs in the warmup round)
 - ort-int8        ONNX Runtime on an export with --quantize
+- ort-fp16        ONNX Runtime on an export with --dtype fp16 (not in the default arms)
 - public-var      the public sampler, fp32, plain VAR (no class tokens, no amplification), cfg 4,
                   top-k 900, top-p 0.95, as its README samples
 
@@ -56,10 +57,12 @@ def arms(names, model, var_src, export_dir, threads):
             gen = Generator(model, backend="torch", precision="bf16")
         elif name == "torch-bf16-compile":
             gen = Generator(model, backend="torch", precision="bf16", compile=True)
-        elif name == "ort-int8":
-            if not (Path(export_dir) / "manifest.json").is_file():
-                export_model(model, export_dir, amp_layers=AMP.layers, quantize=True, progress=False)
-            gen = Generator(model, backend="onnxruntime", export_dir=export_dir, threads=threads)
+        elif name in ("ort-int8", "ort-fp16"):
+            export = Path(f"{export_dir}-{name}")
+            if not (export / "manifest.json").is_file():
+                export_model(model, export, amp_layers=AMP.layers, quantize=name == "ort-int8",
+                             dtype="fp16" if name == "ort-fp16" else "fp32", progress=False)
+            gen = Generator(model, backend="onnxruntime", export_dir=export, threads=threads)
         elif name == "public-var":
             var = public_var(Path(var_src), model)
             out[name] = lambda labels, seed, var=var: var.autoregressive_infer_cfg(
@@ -78,7 +81,7 @@ def main():
     p.add_argument("--batch-sizes", default="1,8")
     p.add_argument("--rounds", type=int, default=2, help="measured rounds per batch size")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the first batch size's (compilation runs there)")
-    p.add_argument("--export-dir", default="/tmp/hieramp-d16-int8")
+    p.add_argument("--export-dir", default="/tmp/hieramp-d16", help="exports go to EXPORT_DIR-ARM")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads of torch and ONNX Runtime")
     p.add_argument("--out", required=True, help="output path without extension: OUT.json and OUT.md")
     args = p.parse_args()

@@ -1,5 +1,6 @@
 """Export directories: manifest, checker, I/O specs, the op nodes, and each graph against torch
 (Polygraphy's comparator with an ONNX Runtime runner and a small torch runner)."""
+import copy
 import json
 from collections import OrderedDict
 
@@ -16,6 +17,7 @@ from polygraphy.comparator import Comparator, DataLoader, SimpleCompareFunc
 from hieramp import UserError
 from hieramp.export import onnx_files
 from hieramp.export.exporter import export_model
+from hieramp.export.graphs import FP16_DECODE_TRACE_SIDE, traceable
 from hieramp.export.manifest import ExportManifest
 from hieramp.model.amp_op import topk_bias_attention
 from hieramp.model.bundle import HierAmpModel, ModelSource
@@ -284,3 +286,21 @@ def test_fp16_export(tiny_model, tmp_path):
     assert next(tiny_model.parameters()).dtype == torch.float32          # the caller's model is untouched
     for path in graph_paths(manifest):
         onnx_files.check(path)
+
+
+def test_fp16_decoder_is_traced_small_and_pinned_to_the_model_sizes(tiny_model, tmp_path):
+    """torch's fp16 convolutions crawl on CPUs, so the fp16 decoder is traced on a small f_hat with
+    dynamic spatial axes; the file has the model's static sizes and decodes as torch does."""
+    _, _, (example,), trace_spec = traceable(copy.deepcopy(tiny_model).half(), "decode", (), "logit", torch.float16)
+    assert example.shape[-1] == FP16_DECODE_TRACE_SIDE < tiny_model.cfg.patch_nums[-1]
+    assert trace_spec.dynamic_axes()["f_hat"] == {0: "batch", 2: "side", 3: "side"}
+    decode = onnx.load(str(export_model(tiny_model, tmp_path / "x", dtype="fp16", progress=False).graph("decode")))
+    dims = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+            for v in list(decode.graph.input) + list(decode.graph.output)}
+    assert dims == {"f_hat": ["batch", 8, 4, 4], "images": ["batch", 3, 8, 8]}
+    f_hat = torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+    got = ort.InferenceSession(decode.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"f_hat": f_hat.half().numpy()})[0]
+    with torch.no_grad():
+        want = (tiny_model.vae.fhat_to_img(f_hat) + 1) / 2
+    np.testing.assert_allclose(got, want.numpy(), atol=5e-3)

@@ -100,8 +100,8 @@ def _export_graphs(model, staging, amp_layers, amp_mode, op_form, opset, dtype, 
         if name == SAMPLE:
             onnx_files.save(sample_model(model.cfg.vae.vocab_size, opset), path)
         else:
-            module, spec, args = traceable(model, name, amp_layers, amp_mode, dtype)
-            traced = _trace(module, spec, args, opset, staging.parent)
+            module, spec, args, trace_spec = traceable(model, name, amp_layers, amp_mode, dtype)
+            traced = _trace(module, trace_spec, args, opset, staging.parent)
             if name == STEP and amp_layers:
                 _finish_amp_nodes(traced, amp_layers, amp_mode, op_form, opset)
             onnx_files.apply_spec(traced, spec)

@@ -42,6 +42,8 @@ IDS = "ids"                                                  # sample out; updat
 F_HAT, F_HAT_OUT = "f_hat", "f_hat_out"                      # update in, out; decode in (F_HAT)
 IMAGES = "images"                                            # decode out
 BATCH, BATCH2, N = "batch", "batch2", "n"                    # dynamic dimensions: B, 2B, the scale's tokens
+SIDE, SIZE = "side", "size"          # the decoder's f_hat side and image size, dynamic only while an fp16 decoder is traced
+FP16_DECODE_TRACE_SIDE = 2           # the f_hat side it is traced at
 
 
 def graph_names(num_scales: int) -> list:
@@ -256,22 +258,31 @@ class DecodeGraph(nn.Module):
         return (self.vae.fhat_to_img(f_hat).float() + 1) / 2                         # (B, 3, H, W)
 
     @staticmethod
-    def spec(cfg, dtype) -> GraphSpec:
-        side, size = cfg.patch_nums[-1], cfg.vae.image_size
+    def spec(cfg, dtype, side=None, size=None) -> GraphSpec:
+        """side, size: the f_hat side and image size (default the model's), or axis names."""
+        side, size = side or cfg.patch_nums[-1], size or cfg.vae.image_size
         return GraphSpec(DECODE, (TensorSpec(F_HAT, (BATCH, cfg.vae.Cvae, side, side), dtype),),
                          (TensorSpec(IMAGES, (BATCH, 3, size, size), torch.float32),))
 
 
 def traceable(model, name: str, amp_layers, amp_mode, dtype):
-    """The module, its spec and example inputs (batch TRACE_BATCH) for the graph `name`."""
+    """The module, its spec, example inputs (batch TRACE_BATCH) and the spec to trace it with
+    (the same, except for the fp16 decoder) for the graph `name`."""
     var, cfg = model.var, model.cfg
     B = TRACE_BATCH
     gen = torch.Generator().manual_seed(0)
     kind, si = graph_kind(name)
     if kind == CONDITION:
-        return ConditionGraph(var), ConditionGraph.spec(cfg, dtype), (torch.arange(B),)
+        spec = ConditionGraph.spec(cfg, dtype)
+        return ConditionGraph(var), spec, (torch.arange(B),), spec
     if kind == DECODE:
-        return DecodeGraph(model.vae), DecodeGraph.spec(cfg, dtype), (_example_fhat(cfg, B, dtype, gen),)
+        spec = DecodeGraph.spec(cfg, dtype)
+        if dtype != torch.float16:
+            return DecodeGraph(model.vae), spec, (_example_fhat(cfg, B, dtype, gen),), spec
+        # torch's fp16 convolutions run ~300x slower than its fp32 ones on CPUs (docs/design.md,
+        # "Precision"): trace on a small f_hat with the spatial axes dynamic; the spec pins them after.
+        small = _example_fhat(cfg, B, dtype, gen, FP16_DECODE_TRACE_SIDE)
+        return DecodeGraph(model.vae), spec, (small,), DecodeGraph.spec(cfg, dtype, SIDE, SIZE)
     if kind == STEP:
         si = cfg.num_scales // 2          # n > 1 and P > 0, so neither is traced as a special case
         n, P = cfg.patch_nums[si] ** 2, cfg.scale_offsets[si]
@@ -282,13 +293,15 @@ def traceable(model, name: str, amp_layers, amp_mode, dtype):
         scalars = [torch.tensor(si), torch.tensor(P), torch.tensor(5.0), torch.tensor(0.5), torch.tensor(1.0)]
         args = (torch.randn(2 * B, n, cfg.embed_dim, generator=gen).to(dtype), torch.stack(cond.block_mods, 1),
                 cond.head_mod, *scalars, *caches)
-        return StepGraph(var, amp_layers, amp_mode), StepGraph.spec(cfg, dtype), args
+        spec = StepGraph.spec(cfg, dtype)
+        return StepGraph(var, amp_layers, amp_mode), spec, args, spec
     if kind != PER_SCALE:
         raise ValueError(f"no traceable module for graph {name!r}")
     ids = torch.randint(cfg.vae.vocab_size, (B, cfg.patch_nums[si] ** 2), generator=gen)
-    return UpdateGraph(model, si), UpdateGraph.spec(cfg, dtype, si), (ids, _example_fhat(cfg, B, dtype, gen))
+    spec = UpdateGraph.spec(cfg, dtype, si)
+    return UpdateGraph(model, si), spec, (ids, _example_fhat(cfg, B, dtype, gen)), spec
 
 
-def _example_fhat(cfg, B, dtype, gen):
-    side = cfg.patch_nums[-1]
+def _example_fhat(cfg, B, dtype, gen, side=None):
+    side = side or cfg.patch_nums[-1]
     return torch.randn(B, cfg.vae.Cvae, side, side, generator=gen).to(dtype)
