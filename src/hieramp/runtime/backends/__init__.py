@@ -17,20 +17,20 @@ from ...errors import UserError
 @dataclass(frozen=True)
 class BackendInfo:
     name: str
-    target: str                       # "module:Class"
+    target: str                       # "module:Class" that runs VAR models
+    dit_target: str                   # "module:Class" that runs DiT models (docs/design.md, "A second backbone")
     artifact: Optional[str]           # the constructor keyword naming the directory it runs, or None
     made_by: Optional[str]            # the command that makes that directory
     cuda_only: bool = False
-    dit_target: Optional[str] = None  # "module:Class" that runs DiT models (docs/design.md, "A second backbone"), or None
 
 
 BACKENDS = {info.name: info for info in (
-    BackendInfo("torch", "hieramp.runtime.backends.torch_backend:TorchBackend", None, None,
-                dit_target="hieramp.runtime.dit.backends:TorchStep"),
-    BackendInfo("onnxruntime", "hieramp.runtime.backends.ort_backend:OrtBackend", "export_dir", "hieramp export",
-                dit_target="hieramp.runtime.dit.backends:OrtStep"),
-    BackendInfo("tensorrt", "hieramp.runtime.backends.trt_backend:TensorRTBackend", "engine_dir", "hieramp build",
-                cuda_only=True, dit_target="hieramp.runtime.dit.trt_step:TrtStep"),
+    BackendInfo("torch", "hieramp.runtime.backends.torch_backend:TorchBackend", "hieramp.runtime.dit.backends:TorchStep",
+                None, None),
+    BackendInfo("onnxruntime", "hieramp.runtime.backends.ort_backend:OrtBackend", "hieramp.runtime.dit.backends:OrtStep",
+                "export_dir", "hieramp export"),
+    BackendInfo("tensorrt", "hieramp.runtime.backends.trt_backend:TensorRTBackend", "hieramp.runtime.dit.trt_step:TrtStep",
+                "engine_dir", "hieramp build", cuda_only=True),
 )}
 
 
@@ -52,9 +52,6 @@ def backend_class(name: str, backbone: str = "var"):
     """The class of backend `name` for a model of `backbone` ("var" or "dit")."""
     if name not in BACKENDS:
         raise UserError(_unknown(name))
-    if backbone == "dit" and BACKENDS[name].dit_target is None:
-        runs_dit = " or ".join(n for n, info in BACKENDS.items() if info.dit_target)
-        raise UserError(f"backend {name!r} does not run DiT models: use --backend {runs_dit}")
     cls, reason = _import(name, backbone)
     if cls is None:
         raise UserError(f"backend {name!r} is not available here ({reason}); run `hieramp doctor` to see why")
