@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 
 from hieramp.errors import UserError
@@ -50,3 +53,16 @@ def test_write_atomic_onto_a_directory_leaves_no_temporary_file(tmp_path):
     with pytest.raises(IsADirectoryError):
         write_atomic(target, b"data")
     assert [p.name for p in tmp_path.iterdir()] == ["folder"] and list(target.iterdir()) == []
+
+
+def test_a_published_directory_has_the_modes_of_new_files(tmp_path):
+    """Not mkdtemp's 0700, nor the 0600 that onnx gives external data: what the umask gives."""
+    umask = os.umask(0o022)
+    try:
+        with staged_directory(tmp_path / "out", "an export directory", MARKED) as staging:
+            (staging / "graph.onnx.data").write_bytes(b"w")
+            (staging / "graph.onnx.data").chmod(0o600)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "out" / "graph.onnx.data").stat().st_mode) == 0o644

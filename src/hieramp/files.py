@@ -57,6 +57,17 @@ def check_place(out, what: str, is_earlier: Callable[[Path], bool]):
     check_creatable(out)
 
 
+def _give_default_modes(directory: Path):
+    """The modes the user's umask gives new files: mkdtemp makes the staging directory 0700 and
+    onnx writes external data 0600, so others could not read a published export."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
 @contextmanager
 def staged_directory(out, what: str, is_earlier: Callable[[Path], bool]):
     """Yields an empty staging directory; on success it replaces `out` (an earlier `what` there,
@@ -67,6 +78,7 @@ def staged_directory(out, what: str, is_earlier: Callable[[Path], bool]):
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield staging
+        _give_default_modes(staging)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
