@@ -1,7 +1,9 @@
 """The `hieramp` command: one subcommand per module in hieramp.commands."""
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from .errors import UserError
 
@@ -24,8 +26,26 @@ def build_parser():
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, torchrun, kill) ends a command as Ctrl-C does: staged outputs are removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     """Runs one command; returns its exit code (2 for any user mistake, usage ones included)."""
+    if threading.current_thread() is not threading.main_thread():      # only the main thread handles signals
+        return _run(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv):
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:                   # argparse: --help, or a usage mistake already printed
@@ -35,9 +55,10 @@ def main(argv=None):
     except UserError as err:
         print(f"hieramp {args.command}: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"hieramp {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"hieramp {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":
