@@ -17,12 +17,12 @@ from .variants import DESCRIPTIONS, DIT_DESCRIPTIONS, VARIANTS, paper_amp
 from .worker import ModelSpec, Worker, WorkerJob
 
 REFERENCE = "torch"                   # the column of torch in fp32
+BACKEND_ORDER = ("torch", "onnxruntime", "tensorrt")
+WARMUP_SEED = 1_000_000      # warmup batches draw other noise than the measured ones
 
 
 def column_name(backend: str, precision: str) -> str:
     return backend if precision == "fp32" else f"{backend} {precision}"
-BACKEND_ORDER = ("torch", "onnxruntime", "tensorrt")
-WARMUP_SEED = 1_000_000      # warmup batches draw other noise than the measured ones
 
 
 @dataclass(frozen=True)

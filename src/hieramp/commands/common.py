@@ -254,8 +254,9 @@ def check_backend_flags(args):
 
 
 def generator_from_args(args, model):
+    """The generator `check_backend_flags` (called before the model loads) has cleared the flags of."""
     backbone = "dit" if is_dit(model.cfg) else "var"
-    backend_class(args.backend, backbone)        # an unknown backend, or one of the other backbone: refused first
+    backend_class(args.backend, backbone)        # an unknown or uninstalled backend: refused first
     info, options = BACKENDS[args.backend], {}
     if args.precision:
         options["precision"] = args.precision
@@ -267,10 +268,7 @@ def generator_from_args(args, model):
         flag = "--precision" if "precision" in options else "--compile"
         raise UserError(f"{flag} applies to VAR models; {args.model} is a DiT model, which runs in fp32: drop {flag}")
     if info.artifact is not None:
-        flag, what = ARTIFACT_FLAGS[info.artifact]
-        if not getattr(args, flag):
-            raise UserError(f"--backend {args.backend} runs {what}: pass --{flag} DIR (made by `{info.made_by}`)")
-        options[info.artifact] = getattr(args, flag)
+        options[info.artifact] = getattr(args, ARTIFACT_FLAGS[info.artifact][0])
         if info.artifact == "engine_dir":
             options["rebuild"] = args.rebuild
     if backbone == "dit":
@@ -324,7 +322,3 @@ def write_json(path, obj):
     """`obj` as indented JSON, written atomically (its directory created)."""
     write_output(path, (json.dumps(obj, indent=1) + "\n").encode())
 
-
-def checked_device(name: str) -> str:
-    """A torch device name that exists here, or a UserError saying what to use."""
-    return str(checks.device(name))

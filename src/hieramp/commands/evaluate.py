@@ -11,7 +11,7 @@ from ..evaluate.run import accuracy_plot, prepare_evaluation
 from ..evaluate.students import STUDENTS
 from ..files import write_atomic
 from ..train.evaluate import evaluate_distilled
-from .common import batch_size, checked_device, count, device, output_dir, output_file, students, threads, write_json
+from .common import batch_size, count, device, output_dir, output_file, students, threads, write_json
 
 DIGITS_SEEDS = 3
 VAL_ONLY = ("protocol", "student", "teacher", "epochs", "batch_size", "image_size", "precision", "workers", "device",
@@ -62,7 +62,7 @@ def run(args):
         if args.json:
             write_json(args.json, result.to_json())
         return
-    device = checked_device(args.device or "cpu")
+    device = args.device or "cpu"                 # checked by the --device type
     precision = args.precision or "auto"
     if precision == "auto":
         precision = "bf16" if device.startswith("cuda") else "fp32"

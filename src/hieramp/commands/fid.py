@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..evaluate.fid import (DIMS, WEIGHTS_SOURCE, folder_statistics, frechet_distance, inception_network,
                             load_statistics)
-from .common import batch_size, checked_device, device, output_file, write_json, write_output
+from .common import batch_size, device, output_file, write_json, write_output
 
 
 def add_parser(subparsers):
@@ -48,7 +48,7 @@ def run(args):
         output_file(args.save_stats)
     if args.json:
         output_file(args.json)
-    device = checked_device(args.device)
+    device = args.device                          # checked by the --device type
     network = None
     if a.is_dir() or b.is_dir():
         if not args.inception_weights:

@@ -65,7 +65,7 @@ class Generator:
         labels = self.check_labels(labels)
         seed = checks.seed(seed)
         indices = default_indices(labels) if indices is None else [int(i) for i in indices]
-        plan = amp.resolve(self.cfg) if amp is not None else None
+        plan = self.check(len(labels), amp)
         if forced_tokens is not None:
             self._check_forced(forced_tokens, len(labels))
         noise = batch_noise(seed, labels, indices, self.cfg.patch_nums)
