@@ -63,11 +63,6 @@ def _require_imagenet(what: str, num_classes: int) -> None:
         )
 
 
-def index_of_wnid(wnid: str):
-    """The ImageNet-1k index of a wnid, or None when it is not one of the 1000."""
-    return _index_of_wnid().get(wnid)
-
-
 def wnid_of(index: int) -> str:
     _check_index(index, IMAGENET_NUM_CLASSES)
     return imagenet_classes()[index][1]

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..runtime.images import read_rgb
-from .folders import is_image
+from .folders import images_under
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SOURCE = (f"get {WEIGHTS_NAME} from the pytorch-fid GitHub releases (tag fid_weights) and pass its path "
@@ -73,7 +73,7 @@ def inception_network(weights, dims: int = 2048, device: str = "cpu"):
 
 def image_paths(folder) -> list:
     folder = Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if is_image(p))
+    paths = images_under(folder)
     if len(paths) < 2:
         raise UserError(f"{folder} holds {len(paths)} images: FID needs at least 2 per side (more than the "
                         f"feature size for a meaningful value)")

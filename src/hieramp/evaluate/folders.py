@@ -36,6 +36,11 @@ def is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def images_under(folder) -> list:
+    """Every image file below `folder`, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if is_image(p))
+
+
 def class_folders(root, what: str) -> ClassFolders:
     """The class folders of `root`; files at the top level (run.json, grids) are ignored."""
     root = Path(root)
@@ -111,7 +116,7 @@ def image_files(folders) -> tuple[list, list]:
     """(paths, labels): every image of the folders, label i for the i-th folder, searched recursively."""
     paths, labels = [], []
     for label, folder in enumerate(folders):
-        found = sorted(p for p in Path(folder).rglob("*") if is_image(p))
+        found = images_under(folder)
         if not found:
             raise UserError(f"class folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         paths += found

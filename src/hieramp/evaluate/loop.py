@@ -1,11 +1,12 @@
 """Training one student under a protocol and validating it, with checkpoints to resume from."""
-import os
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import UserError
+from ..files import write_atomic
 from .augment import cutmix, normalize, to_unit
 from .images import ImageSet
 from .protocols import Protocol, mixed_label_loss, soft_label_loss
@@ -108,9 +109,9 @@ def train_epoch(model, optimizer, trainset: ImageSet, teacher, settings: Setting
 
 
 def _save(path: Path, state: dict):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def _resume(path: Path, fingerprint: dict, model, optimizer) -> tuple[int, list]:

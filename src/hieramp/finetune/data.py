@@ -6,6 +6,7 @@ batches, each split into accumulation micro-batches and those over the ranks, so
 ranks see the same global batches. Each sample's crop and flip come from (seed, epoch, index), so
 they do not depend on the ranks, the worker processes or where a run resumed.
 """
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,7 @@ def folder_label(folder: Path, num_classes: int) -> int:
         if num_classes != IMAGENET_NUM_CLASSES:
             raise UserError(f"class folder {folder} is named by wnid, but the model has {num_classes} classes, not "
                             f"ImageNet's 1000: name the folders by class index 0-{num_classes - 1}")
-        index = index_of_wnid(name)
-        if index is None:
-            raise UserError(f"class folder {folder}: {name} is not one of the 1000 ImageNet-1k wnids")
-        return index
+        return index_of_wnid(name)                     # a UserError for a wnid outside ImageNet-1k
     if name.isdigit() and int(name) < num_classes:
         return int(name)
     raise UserError(f"class folder {folder} is named neither by an ImageNet wnid nor by a class index 0-{num_classes - 1}: "
@@ -146,6 +144,7 @@ class Plan:
     def local_batch(self) -> int:
         return self.batch_size // (self.accum * self.world_size)
 
+    @functools.lru_cache(maxsize=1)         # `keys` asks for it at every step; an epoch has many
     def epoch_order(self, epoch: int) -> torch.Tensor:
         return torch.randperm(self.num_images, generator=derived_generator(self.seed, epoch))
 

@@ -4,7 +4,6 @@ The set is an ImageFolder-style directory: one folder per class, named by the cl
 (0-9), holding PNG files of any size; files at the top level (run.json, mapping.json, grids)
 are ignored. Images are resized to the digit size, as RGB in [-1, 1].
 """
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
