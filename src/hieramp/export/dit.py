@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import UserError
 from ..files import sha256_of, staged_directory
 from ..model.amp_config import default_amp_layers
-from ..model.dit.amp import gain
+from ..model.dit.amp import DiTAmpPlan, gain
 from ..model.dit.step import guided_step
 from . import onnx_files
 from .exporter import DEFAULT_MAX_BATCH, DEFAULT_OPSET, OPSETS, _trace
@@ -80,7 +80,7 @@ def export_dit(model, out, amp_layers=None, opset=DEFAULT_OPSET):
         onnx_files.save(traced, staging / STEP_GRAPH)
         onnx_files.check(staging / STEP_GRAPH)
         DiTExportManifest.write(staging, {
-            "backbone": "dit", "model": model_entry(model), "amp": {"layers": list(amp_layers), "mode": "gain"},
+            "backbone": "dit", "model": model_entry(model), "amp": {"layers": list(amp_layers), "mode": DiTAmpPlan.mode},
             "opset": opset, "dtype": "fp32", "graphs": {"step": STEP_GRAPH},
             "tools": {name: importlib.metadata.version(name) for name in ("hieramp", "torch", "onnx")},
             "files": {p.name: sha256_of(p) for p in sorted(staging.iterdir())},

@@ -68,7 +68,8 @@ def _first_line(err) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def _count(sd, pattern):
+def count_indices(sd, pattern) -> int:
+    """How many distinct values the first group of `pattern` takes over the keys of `sd`."""
     return len({m.group(1) for k in sd if (m := re.match(pattern, k))})
 
 
@@ -84,12 +85,12 @@ def infer_vae_config(sd, patch_nums, path="VQVAE checkpoint") -> VQVAEConfig:
     if emb is None or ch_in is None:
         raise UserError(f"{path}: missing key 'quantize.embedding.weight' or 'encoder.conv_in.weight'; is this a VQVAE checkpoint?")
     ch = ch_in.shape[0]
-    levels = _count(sd, r"^encoder\.down\.(\d+)\.")
+    levels = count_indices(sd, r"^encoder\.down\.(\d+)\.")
     ch_mult = tuple(sd[f"encoder.down.{i}.block.0.conv2.weight"].shape[0] // ch for i in range(levels))
     return VQVAEConfig(
         vocab_size=emb.shape[0], Cvae=emb.shape[1], ch=ch, ch_mult=ch_mult,
-        num_res_blocks=_count(sd, r"^encoder\.down\.0\.block\.(\d+)\."),
-        patch_nums=tuple(patch_nums), share_quant_resi=_count(sd, r"^quantize\.quant_resi\.qresi_ls\.(\d+)\."),
+        num_res_blocks=count_indices(sd, r"^encoder\.down\.0\.block\.(\d+)\."),
+        patch_nums=tuple(patch_nums), share_quant_resi=count_indices(sd, r"^quantize\.quant_resi\.qresi_ls\.(\d+)\."),
     )
 
 
@@ -101,7 +102,7 @@ def infer_var_config(sd, path="VAR checkpoint") -> VARConfig:
     C = word.shape[0]
     l2_key = "blocks.0.attn.scale_mul_1H11"
     return VARConfig(
-        depth=_count(sd, r"^blocks\.(\d+)\."),
+        depth=count_indices(sd, r"^blocks\.(\d+)\."),
         embed_dim=C,
         num_heads=sd[l2_key].shape[1] if l2_key in sd else C // 64,
         num_classes=_require(sd, "class_emb.weight", path).shape[0] - 1,

@@ -33,6 +33,7 @@ class DiTAmpPlan:
     steps: tuple
     source: str                 # "cfg-diff", "attention" or "file"
     mask_dir: Optional[str] = None     # a str, so that the plan is JSON-ready (distill manifests)
+    mode = "gain"               # not a field: what exports record as the amplification mode (check_amp_plan)
 
     def active(self, i: int) -> bool:
         return i in self.steps

@@ -1,10 +1,9 @@
 """Loading official DiT checkpoints as they are, with the configuration read from the keys."""
-import re
 
 import torch
 
 from ...errors import UserError
-from ..checkpoint import load_weights, read_state_dict
+from ..checkpoint import count_indices, load_weights, read_state_dict
 from .config import OFFICIAL_HEADS, DiTConfig
 from .transformer import DiT
 
@@ -31,7 +30,7 @@ def infer_dit_config(sd, path="DiT checkpoint", num_heads=None) -> DiTConfig:
     D, C, p = proj.shape[0], proj.shape[1], proj.shape[2]
     N = _require(sd, "pos_embed", path).shape[1]
     out = _require(sd, "final_layer.linear.weight", path).shape[0] // (p * p)
-    depth = len({m.group(1) for k in sd if (m := re.match(r"^blocks\.(\d+)\.", k))})
+    depth = count_indices(sd, r"^blocks\.(\d+)\.")
     if num_heads is None:
         if D not in OFFICIAL_HEADS:
             raise UserError(f"{path} has hidden size {D}, not an official DiT size "

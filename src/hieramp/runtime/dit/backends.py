@@ -12,18 +12,11 @@ import torch
 
 from ...errors import UserError
 from ...export.dit import STEP_GRAPH, DiTExportManifest
+from ...export.manifest import check_amp_plan
 from ...model.dit.amp import gain
 from ...model.dit.step import guided_step
 from ...model.dit.vae import decode
 from ..backends.base import Backend
-
-
-def check_amp_layers(manifest, plan, where: str, remake: str):
-    """The run's amplified blocks must be the ones the step graph holds (fixed at export)."""
-    if plan is not None and tuple(plan.layers) != manifest.amp_layers:
-        exported = ",".join(map(str, manifest.amp_layers))
-        raise UserError(f"{where} amplifies blocks {list(manifest.amp_layers)}, this run asks for {list(plan.layers)}: "
-                        f"pass --amp-layers {exported} or {remake} with the blocks you want")
 
 
 class _DiTBackend(Backend):
@@ -82,15 +75,14 @@ class OrtStep(_DiTBackend):
             self.session = ort.InferenceSession(str(self.manifest.directory / STEP_GRAPH), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own types for bad protobufs and graphs
             raise UserError(f"cannot load {STEP_GRAPH} of {export_dir} ({str(err).splitlines()[0]}): re-run `hieramp export`") from None
-        self.num_tokens = model.cfg.num_tokens
         self.artifact_id = self.manifest.artifact_id
 
     def check(self, batch_size, plan):
-        check_amp_layers(self.manifest, plan, f"export {self.manifest.directory}", "re-export")
+        check_amp_plan(self.manifest, plan, f"export {self.manifest.directory}", "re-export")
 
     def step(self, i, x, t, y, cfg, mask, beta, want_mass):
         if mask is None:
-            mask = torch.zeros(x.shape[0], self.num_tokens)
+            mask = torch.zeros(x.shape[0], self.cfg.num_tokens)
         feeds = {"x": x.float().numpy(), "t": t.numpy(), "y": y.numpy(), "cfg": np.array(cfg, np.float32),
                  "mask": mask.float().numpy(), "beta": np.array(beta, np.float32)}
         guided, saliency, mass = (torch.from_numpy(a) for a in self.session.run(None, feeds))

@@ -29,20 +29,23 @@ def denoise(backend, sampler: Sampler, labels_B, noise, cfg: float, plan, file_s
     B = x.shape[0]
     want_mass = plan is not None and plan.source == "attention"
     previous, masks, inputs, outputs = None, [], [], []
+    file_mask = None
+    if plan is not None and plan.source == "file":
+        file_mask = object_mask(backend.put(file_saliency), plan.rho)          # the same at every step
     for i in range(sampler.steps):
         if forced_latents is not None:
             x = backend.put(forced_latents[i])
         t = torch.full((B,), sampler.timestep(i), dtype=torch.int64, device=y.device)
         mask = None
         if plan is not None and plan.active(i):
-            saliency = backend.put(file_saliency) if plan.source == "file" else previous
-            mask = object_mask(saliency, plan.rho)
+            mask = file_mask if file_mask is not None else object_mask(previous, plan.rho)
         guided, cfg_diff, mass = backend.step(i, x, t, y, cfg, mask, plan.beta if mask is not None else 1.0, want_mass)
         previous = mass if want_mass else cfg_diff
         if return_outputs:
             inputs.append(x.cpu())
             outputs.append(guided.cpu())
         x = sampler.update(i, x, guided, noise[:, i + 1] if sampler.uses_noise else None)
-        masks.append(None if mask is None else mask.cpu())
+        if return_masks:
+            masks.append(None if mask is None else mask.cpu())
     return DiTResult(images=backend.decode(x).cpu(), latents=x.cpu(), masks=masks if return_masks else None,
                      inputs=inputs if return_outputs else None, outputs=outputs if return_outputs else None)

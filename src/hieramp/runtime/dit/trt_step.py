@@ -13,8 +13,9 @@ from ...engine.runner import Engine
 from ...errors import UserError
 from ...export.dit import step_spec
 from ...export.graphs import BATCH, STEP
+from ...export.manifest import check_amp_plan
 from ..backends.trt_backend import TensorRTBackend, cuda_device
-from .backends import _DiTBackend, check_amp_layers
+from .backends import _DiTBackend
 
 
 class _Context:
@@ -49,7 +50,7 @@ class TrtStep(_DiTBackend):
     unavailable = TensorRTBackend.unavailable
 
     def check(self, batch_size, plan):
-        check_amp_layers(self.manifest, plan, f"engine directory {self.manifest.directory}", "export and build")
+        check_amp_plan(self.manifest, plan, f"engine directory {self.manifest.directory}", "export and build")
         self.manifest.batch_size_for(batch_size)
 
     @torch.no_grad()
