@@ -14,6 +14,7 @@ the weights) and to the decoder. Float32 stays for (measurements: benchmarks/res
 ONNX exports in fp16 are fp16 throughout except the op and the logits (export.graphs).
 """
 import copy
+from contextlib import nullcontext
 
 import torch
 
@@ -40,6 +41,13 @@ def precision_list(text: str) -> tuple:
     if not names:
         raise UserError("--precision is empty: give fp32, bf16 or fp16 (comma-separated for bench)")
     return names
+
+
+def autocast(device, precision: str):
+    """Training's mixed precision: torch autocast to bf16 or fp16 on `device`; nothing for fp32."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=PRECISIONS[precision])
 
 
 def transformer_in(var, dtype: torch.dtype, device):

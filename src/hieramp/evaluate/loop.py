@@ -7,6 +7,7 @@ import torch
 
 from ..errors import UserError
 from ..files import write_atomic
+from ..precision import autocast
 from .augment import cutmix, normalize, to_unit
 from .images import ImageSet
 from .protocols import Protocol, mixed_label_loss, soft_label_loss
@@ -51,11 +52,6 @@ class StudentResult:
         return max(h[1] for h in self.history)
 
 
-def _autocast(settings: Settings):
-    device_type = torch.device(settings.device).type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
-
-
 def memory_format(device: str):
     """channels_last on GPUs (faster convolutions with AMP); CPU kernels keep the default layout."""
     return torch.channels_last if device.startswith("cuda") else torch.contiguous_format
@@ -73,7 +69,7 @@ def validate(model, valset: ImageSet, settings: Settings) -> tuple:
     hits1 = hits5 = 0
     for start in range(0, len(valset), VAL_BATCH):
         idx = torch.arange(start, min(start + VAL_BATCH, len(valset)))
-        with _autocast(settings):
+        with autocast(settings.device, settings.precision):
             logits = model(_to_device(normalize(to_unit(valset.batch(idx))), settings)).float()
         top = logits.topk(k, dim=1).indices.cpu()                                  # (B, k)
         hits = top == valset.labels[idx, None]
@@ -91,7 +87,7 @@ def train_epoch(model, optimizer, trainset: ImageSet, teacher, settings: Setting
         idx = order[start:start + settings.batch_size]
         x, partner, lam = cutmix(protocol.augment(trainset.batch(idx)), protocol.cutmix_alpha)
         x = _to_device(x, settings)
-        with _autocast(settings):
+        with autocast(settings.device, settings.precision):
             logits = model(x).float()
             if protocol.soft_labels:
                 with torch.no_grad():

@@ -19,6 +19,7 @@ from ..bench.memory import PeakMemory
 from ..classes import parse_class_spec
 from ..errors import UserError
 from ..files import write_atomic
+from ..precision import autocast
 from ..train.objective import apply_drop, drop_mask, objective_metrics
 from ..train.stepper import Stepper, param_groups
 from ..train.var import var_wo_ddp_state
@@ -89,12 +90,6 @@ class Summary:
         loss = f", loss {self.last['loss']:.4f}" if self.last else ""
         return (f"trained {done} on {self.images} images in {self.seconds:.0f} s{loss}; "
                 f"weights in {self.out / run_dir.CHECKPOINT}")
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def metric_vector(m: dict) -> list:
